@@ -1,0 +1,293 @@
+"""The mapped tables of the nightly cycle (SQLAlchemy 2 declarative, ``Mapped[...]``).
+
+``total_battles``, ``diff_battles`` and the staging table are partitioned in PostgreSQL
+(by month, by month and by cycle); the Alembic migration creates them with
+``PARTITION BY`` and :mod:`battletracker.pipeline.partitions` adds partitions on demand.
+The mapped classes here describe the parent tables, which is all queries need.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "COUNTERS",
+    "Base",
+    "Chunk",
+    "ChunkStatus",
+    "Cycle",
+    "CycleStatus",
+    "DiffBattles",
+    "Platform",
+    "PlatformRange",
+    "Player",
+    "StagedAccount",
+    "TotalBattles",
+    "platform_of",
+]
+
+#: The ``statistics.all`` counters, under their API names, in a fixed order that the
+#: fetch result, the staging COPY and every set-based statement share.
+COUNTERS: tuple[str, ...] = (
+    "battles",
+    "wins",
+    "losses",
+    "draws",
+    "spotted",
+    "frags",
+    "damage_dealt",
+    "damage_received",
+    "dropped_capture_points",
+    "capture_points",
+    "xp",
+    "hits",
+    "shots",
+    "survived_battles",
+)
+
+#: Ids below this are Xbox accounts, above PlayStation (reference: "The account ID space").
+PS_THRESHOLD = 1_000_000_000
+
+
+class Platform(str, enum.Enum):
+    xbox = "xbox"
+    ps = "ps"
+
+
+def platform_of(account_id: int) -> Platform:
+    return Platform.xbox if account_id < PS_THRESHOLD else Platform.ps
+
+
+class CycleStatus(str, enum.Enum):
+    #: chunks are being fetched and stored
+    fetching = "fetching"
+    #: every chunk stored; diffs being computed
+    diffing = "diffing"
+    #: diffs done; ranges being grown
+    growing = "growing"
+    #: ranges done; exporting / materialising
+    exporting = "exporting"
+    done = "done"
+
+
+class ChunkStatus(str, enum.Enum):
+    pending = "pending"  # recorded, not yet published
+    dispatched = "dispatched"  # published to the fetch queue
+    stored = "stored"  # its result is in staging
+    rejected = "rejected"  # a result came back invalid: publish again
+    failed = "failed"  # gave up (attempts exhausted or a request bug): operator's call
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    """Store enums by value (``'xbox'``), as text checked by a named constraint."""
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda e: [m.value for m in e],
+    )
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Player(Base):
+    """An account's current state, updated only where something changed."""
+
+    __tablename__ = "players"
+
+    account_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    platform: Mapped[Platform] = mapped_column(_enum(Platform, "platform"))
+    nickname: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[int | None] = mapped_column(BigInteger)  # Unix seconds, as the API
+    last_battle_time: Mapped[int | None] = mapped_column(BigInteger)
+    battles: Mapped[int] = mapped_column(BigInteger, default=0)
+    wins: Mapped[int] = mapped_column(BigInteger, default=0)
+    losses: Mapped[int] = mapped_column(BigInteger, default=0)
+    draws: Mapped[int] = mapped_column(BigInteger, default=0)
+    spotted: Mapped[int] = mapped_column(BigInteger, default=0)
+    frags: Mapped[int] = mapped_column(BigInteger, default=0)
+    damage_dealt: Mapped[int] = mapped_column(BigInteger, default=0)
+    damage_received: Mapped[int] = mapped_column(BigInteger, default=0)
+    dropped_capture_points: Mapped[int] = mapped_column(BigInteger, default=0)
+    capture_points: Mapped[int] = mapped_column(BigInteger, default=0)
+    xp: Mapped[int] = mapped_column(BigInteger, default=0)
+    hits: Mapped[int] = mapped_column(BigInteger, default=0)
+    shots: Mapped[int] = mapped_column(BigInteger, default=0)
+    survived_battles: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    #: The cycle date on which this account was first seen or its counters last changed.
+    last_seen: Mapped[dt.date] = mapped_column(Date)
+
+    __table_args__ = (
+        Index("ix_players_platform_battles", "platform", "battles"),
+        Index("ix_players_nickname", "nickname"),
+    )
+
+
+class _DailyCounters:
+    account_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    date: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    platform: Mapped[Platform] = mapped_column(_enum(Platform, "platform"))
+    battles: Mapped[int] = mapped_column(BigInteger)
+    wins: Mapped[int] = mapped_column(BigInteger)
+    losses: Mapped[int] = mapped_column(BigInteger)
+    draws: Mapped[int] = mapped_column(BigInteger)
+    spotted: Mapped[int] = mapped_column(BigInteger)
+    frags: Mapped[int] = mapped_column(BigInteger)
+    damage_dealt: Mapped[int] = mapped_column(BigInteger)
+    damage_received: Mapped[int] = mapped_column(BigInteger)
+    dropped_capture_points: Mapped[int] = mapped_column(BigInteger)
+    capture_points: Mapped[int] = mapped_column(BigInteger)
+    xp: Mapped[int] = mapped_column(BigInteger)
+    hits: Mapped[int] = mapped_column(BigInteger)
+    shots: Mapped[int] = mapped_column(BigInteger)
+    survived_battles: Mapped[int] = mapped_column(BigInteger)
+
+
+class TotalBattles(_DailyCounters, Base):
+    """The counters of an account on each day they changed (a snapshot)."""
+
+    __tablename__ = "total_battles"
+    __table_args__ = (
+        Index("ix_total_battles_date_platform", "date", "platform"),
+        {"postgresql_partition_by": "RANGE (date)"},
+    )
+
+
+class DiffBattles(_DailyCounters, Base):
+    """The change of each counter of an account on that day."""
+
+    __tablename__ = "diff_battles"
+    __table_args__ = (
+        Index("ix_diff_battles_date_platform", "date", "platform"),
+        {"postgresql_partition_by": "RANGE (date)"},
+    )
+
+
+class PlatformRange(Base):
+    """The live id range of a platform; ``history`` lists every growth."""
+
+    __tablename__ = "platform_ranges"
+
+    platform: Mapped[Platform] = mapped_column(_enum(Platform, "platform"), primary_key=True)
+    min_id: Mapped[int] = mapped_column(BigInteger)
+    max_id: Mapped[int] = mapped_column(BigInteger)
+    #: ``[{"date": ..., "cycle_id": ..., "from": old_max, "to": new_max, "highest": id}]``
+    history: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+    __table_args__ = (CheckConstraint("min_id <= max_id", name="ck_platform_ranges_order"),)
+
+
+class Cycle(Base):
+    """One night: the date it records, its progress and timings."""
+
+    __tablename__ = "cycles"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    date: Mapped[dt.date] = mapped_column(Date)
+    status: Mapped[CycleStatus] = mapped_column(_enum(CycleStatus, "cycle_status"))
+    chunks_total: Mapped[int] = mapped_column(Integer, default=0)
+    #: Incremented in the transaction that stores a chunk: the completion counter.
+    chunks_stored: Mapped[int] = mapped_column(Integer, default=0)
+    ids_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    accounts: Mapped[int] = mapped_column(BigInteger, default=0)
+    rejected_results: Mapped[int] = mapped_column(Integer, default=0)
+    changed_players: Mapped[int | None] = mapped_column(BigInteger)
+    new_players: Mapped[int | None] = mapped_column(BigInteger)
+    started_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    fetched_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    diffed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    #: When the status last changed: the reaper re-sends a stage stuck past it.
+    status_changed_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    #: Range growth and export results, for the operator.
+    notes: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+
+    __table_args__ = (UniqueConstraint("date", name="uq_cycles_date"),)
+
+
+class Chunk(Base):
+    """A contiguous slice of one platform's ids, fetched by one ``fetch_range`` task."""
+
+    __tablename__ = "chunks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("cycles.id", ondelete="CASCADE"))
+    platform: Mapped[Platform] = mapped_column(_enum(Platform, "platform"))
+    first_id: Mapped[int] = mapped_column(BigInteger)
+    last_id: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[ChunkStatus] = mapped_column(_enum(ChunkStatus, "chunk_status"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    node: Mapped[str | None] = mapped_column(String(255))
+    accounts: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    dispatched_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    stored_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    #: Seconds the node spent fetching, as it reported.
+    fetch_seconds: Mapped[float | None] = mapped_column()
+
+    __table_args__ = (
+        UniqueConstraint("cycle_id", "platform", "first_id", name="uq_chunks_cycle_first"),
+        Index("ix_chunks_cycle_status", "cycle_id", "status"),
+        CheckConstraint("first_id <= last_id", name="ck_chunks_order"),
+    )
+
+
+class StagedAccount(Base):
+    """What a cycle fetched, as COPYed by ``store_results``; one partition per cycle."""
+
+    __tablename__ = "staged_accounts"
+
+    cycle_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    nickname: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[int | None] = mapped_column(BigInteger)
+    last_battle_time: Mapped[int | None] = mapped_column(BigInteger)
+    battles: Mapped[int] = mapped_column(BigInteger)
+    wins: Mapped[int] = mapped_column(BigInteger)
+    losses: Mapped[int] = mapped_column(BigInteger)
+    draws: Mapped[int] = mapped_column(BigInteger)
+    spotted: Mapped[int] = mapped_column(BigInteger)
+    frags: Mapped[int] = mapped_column(BigInteger)
+    damage_dealt: Mapped[int] = mapped_column(BigInteger)
+    damage_received: Mapped[int] = mapped_column(BigInteger)
+    dropped_capture_points: Mapped[int] = mapped_column(BigInteger)
+    capture_points: Mapped[int] = mapped_column(BigInteger)
+    xp: Mapped[int] = mapped_column(BigInteger)
+    hits: Mapped[int] = mapped_column(BigInteger)
+    shots: Mapped[int] = mapped_column(BigInteger)
+    survived_battles: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = ({"postgresql_partition_by": "LIST (cycle_id)"},)

@@ -1,0 +1,316 @@
+"""Typed settings: defaults, then ``battletracker.toml``, then ``BATTLETRACKER_*`` variables.
+
+Every setting is declared once in :class:`Settings`; :func:`load_settings` reads the config
+file and the environment only when called (never at import time) and validates everything
+once, so a typo fails at start-up with the name of the offending setting instead of deep
+inside a task at 3 a.m.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "ApiKey",
+    "IdRange",
+    "Settings",
+    "SettingsError",
+    "load_settings",
+    "parse_keys",
+    "parse_range",
+]
+
+ENV_PREFIX = "BATTLETRACKER_"
+DEFAULT_CONFIG_FILE = "battletracker.toml"
+DEFAULT_API_URL = "https://api-console.worldoftanks.com/wotx/"
+#: Anything whose name matches is masked when settings are printed or logged.
+HIDDEN = re.compile(r"KEY|SECRET|PASSWORD|TOKEN|DATABASE_URL|BROKER_URL|OPERATORS", re.I)
+
+
+class SettingsError(ValueError):
+    """A setting is missing, malformed or out of range; the message names it."""
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """One Wargaming application id and the requests/s it may spend."""
+
+    app_id: str
+    rps: float
+
+    def __repr__(self) -> str:
+        return f"ApiKey(app_id='{_mask(self.app_id)}', rps={self.rps})"
+
+
+@dataclass(frozen=True)
+class IdRange:
+    """An inclusive range of account ids."""
+
+    min_id: int
+    max_id: int
+
+    def __str__(self) -> str:
+        return f"{self.min_id}-{self.max_id}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything battletracker can be told. Built by :func:`load_settings`."""
+
+    database_url: str = "postgresql+psycopg2://postgres@127.0.0.1:5432/battletracker"
+    broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
+    #: Base URL of the API; ``account/info/`` is appended.
+    wg_api_url: str = DEFAULT_API_URL
+    #: Keys this worker may use (``appid:rps,appid:rps``).
+    wg_keys: tuple[ApiKey, ...] = ()
+    #: Initial ranges only: the live ranges are stored in ``platform_ranges``.
+    xbox_range: IdRange = IdRange(5_000, 15_500_000)
+    ps_range: IdRange = IdRange(1_073_740_000, 1_085_000_000)
+    #: Account ids per chunk (one ``fetch_range`` task); a multiple of 100.
+    chunk_size: int = 10_000
+    growth_margin: int = 50_000
+    growth_step: int = 200_000
+    elasticsearch_url: str | None = None
+    #: When beat starts the night's cycle, ``HH:MM`` UTC.
+    cycle_time: str = "02:30"
+    #: A cycle records the date of (start time - this many hours): a night that starts
+    #: at 02:30 UTC records the previous day, the day the battles were played.
+    date_lag_hours: int = 12
+    #: A dispatched chunk not stored after this long is published again.
+    stale_after_seconds: int = 900
+    #: How often a chunk is handed out before it is marked failed for the operator.
+    max_attempts: int = 5
+    #: Requests kept in flight by one fetch task (0: derived from the rate).
+    fetch_concurrency: int = 0
+    request_timeout: float = 10.0
+    #: Web app.
+    web_host: str = "127.0.0.1"
+    web_port: int = 8000
+    secret_key: str = "change-me"
+    guest_login: bool = False
+    guest_password: str = "guest"
+    #: ``user:pbkdf2-hash`` pairs, comma-separated (``battletracker web hash-password``).
+    operators: tuple[tuple[str, str], ...] = ()
+    session_max_age: int = 8 * 3600
+    #: Where players sign in with Wargaming; default is the real OpenID endpoint.
+    wg_openid_url: str = "https://api-console.worldoftanks.com/wotx/auth/login/"
+    #: Where this config came from, for messages.
+    source: str = field(default="defaults", compare=False)
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some settings changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def range_for(self, platform: str) -> IdRange:
+        return {"xbox": self.xbox_range, "ps": self.ps_range}[platform]
+
+    def masked(self) -> dict[str, str]:
+        """All settings as strings, secrets masked: safe to print or log."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            text = _to_text(value)
+            out[f.name] = _mask_url(text) if HIDDEN.search(f.name) else text
+        return out
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in self.masked().items())
+        return f"Settings({inner})"
+
+
+# -- parsing ------------------------------------------------------------------------------
+
+
+def parse_keys(text: str) -> tuple[ApiKey, ...]:
+    """Parse ``appid:rps,appid:rps`` (rps optional, default 10)."""
+    keys = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        app_id, _, rps_text = part.partition(":")
+        app_id = app_id.strip()
+        if not app_id or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", app_id):
+            raise SettingsError(f"wg_keys: {part!r} is not 'appid:rps'")
+        try:
+            rps = float(rps_text) if rps_text.strip() else 10.0
+        except ValueError:
+            raise SettingsError(f"wg_keys: rate {rps_text!r} of a key is not a number") from None
+        keys.append(ApiKey(app_id, rps))
+    return tuple(keys)
+
+
+def parse_range(name: str, text: str) -> IdRange:
+    """Parse ``min-max`` into an :class:`IdRange`."""
+    m = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", text)
+    if not m:
+        raise SettingsError(f"{name}: {text!r} is not 'min-max' (two account ids)")
+    return IdRange(int(m.group(1)), int(m.group(2)))
+
+
+def _parse_operators(text: str) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        user, sep, pw_hash = part.partition(":")
+        if not sep or not user or not pw_hash:
+            raise SettingsError("operators: each entry must be 'user:password-hash'")
+        pairs.append((user, pw_hash))
+    return tuple(pairs)
+
+
+def _parse_bool(name: str, text: str) -> bool:
+    low = text.strip().lower()
+    if low in {"1", "true", "yes", "on"}:
+        return True
+    if low in {"0", "false", "no", "off", ""}:
+        return False
+    raise SettingsError(f"{name}: {text!r} is not a boolean (true/false)")
+
+
+def _convert(name: str, raw: Any) -> Any:
+    """Turn a raw value (env string or TOML value) into the field's type."""
+    f = _FIELDS.get(name)
+    if f is None or name == "source":
+        raise SettingsError(f"unknown setting {name!r}")
+    default = f.default
+    if name == "wg_keys":
+        if isinstance(raw, list):
+            raw = ",".join(str(x) for x in raw)
+        return parse_keys(str(raw))
+    if name in ("xbox_range", "ps_range"):
+        return parse_range(name, str(raw))
+    if name == "operators":
+        if isinstance(raw, dict):
+            return tuple((str(k), str(v)) for k, v in raw.items())
+        return _parse_operators(str(raw))
+    if name == "elasticsearch_url":
+        return str(raw).strip() or None
+    if isinstance(default, bool):
+        return raw if isinstance(raw, bool) else _parse_bool(name, str(raw))
+    if isinstance(default, int):
+        if isinstance(raw, bool):
+            raise SettingsError(f"{name}: expected an integer, got {raw!r}")
+        try:
+            return int(str(raw).replace("_", "")) if not isinstance(raw, int) else raw
+        except ValueError:
+            raise SettingsError(f"{name}: {raw!r} is not an integer") from None
+    if isinstance(default, float):
+        try:
+            return float(raw)
+        except (TypeError, ValueError):
+            raise SettingsError(f"{name}: {raw!r} is not a number") from None
+    if not isinstance(raw, str):
+        raise SettingsError(f"{name}: expected a string, got {raw!r}")
+    return raw
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _validate(s: Settings) -> None:
+    def need(cond: bool, msg: str) -> None:
+        if not cond:
+            raise SettingsError(msg)
+
+    need(s.chunk_size >= 100 and s.chunk_size % 100 == 0 and s.chunk_size <= 100_000,
+         f"chunk_size: {s.chunk_size} must be a multiple of 100 between 100 and 100000")
+    need(s.growth_margin >= 0, "growth_margin: must be >= 0")
+    need(s.growth_step > 0, "growth_step: must be > 0")
+    for name in ("xbox_range", "ps_range"):
+        r = getattr(s, name)
+        need(0 < r.min_id <= r.max_id, f"{name}: {r} must have 0 < min <= max")
+    need(s.xbox_range.max_id < s.ps_range.min_id, "xbox_range and ps_range must not overlap")
+    for k in s.wg_keys:
+        need(0 < k.rps <= 1000, f"wg_keys: rate {k.rps} of a key must be in (0, 1000]")
+    need(s.wg_api_url.startswith(("http://", "https://")),
+         f"wg_api_url: {s.wg_api_url!r} must be an http(s) URL")
+    need(s.database_url.startswith("postgresql"),
+         "database_url: must be a postgresql:// URL")
+    need(bool(re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", s.cycle_time)),
+         f"cycle_time: {s.cycle_time!r} must be HH:MM (UTC)")
+    need(0 <= s.date_lag_hours <= 48, "date_lag_hours: must be between 0 and 48")
+    need(s.stale_after_seconds >= 10, "stale_after_seconds: must be >= 10")
+    need(s.max_attempts >= 1, "max_attempts: must be >= 1")
+    need(0 <= s.fetch_concurrency <= 64, "fetch_concurrency: must be between 0 and 64")
+    need(0 < s.request_timeout <= 120, "request_timeout: must be in (0, 120]")
+    need(0 < s.web_port < 65536, "web_port: must be a TCP port")
+    need(s.session_max_age > 0, "session_max_age: must be > 0")
+    if s.elasticsearch_url is not None:
+        need(s.elasticsearch_url.startswith(("http://", "https://")),
+             "elasticsearch_url: must be an http(s) URL")
+
+
+def load_settings(
+    config_path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build settings from defaults, the config file, the environment, then ``overrides``.
+
+    The config file is ``config_path``, else ``$BATTLETRACKER_CONFIG``, else
+    ``./battletracker.toml`` if it exists. A missing file that was named explicitly is an
+    error; unknown keys anywhere are errors.
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    sources = ["defaults"]
+    path = config_path or env.get(ENV_PREFIX + "CONFIG")
+    if path is None and Path(DEFAULT_CONFIG_FILE).is_file():
+        path = DEFAULT_CONFIG_FILE
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise SettingsError(f"config file {str(p)!r} does not exist")
+        try:
+            data = tomllib.loads(p.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"config file {str(p)!r}: {exc}") from None
+        table = data.get("battletracker", data)
+        for key, raw in table.items():
+            values[key] = _convert(key, raw)
+        sources.append(str(p))
+    for var, raw in sorted(env.items()):
+        if not var.startswith(ENV_PREFIX) or var == ENV_PREFIX + "CONFIG":
+            continue
+        name = var[len(ENV_PREFIX):].lower()
+        if name not in _FIELDS or name == "source":
+            raise SettingsError(f"{var}: unknown setting (see battletracker config show)")
+        values[name] = _convert(name, raw)
+        sources.append(var)
+    for key, raw in overrides.items():
+        values[key] = raw if not isinstance(raw, str) else _convert(key, raw)
+    try:
+        return Settings(**values, source=", ".join(dict.fromkeys(sources)))
+    except TypeError as exc:  # a wrong type slipped through overrides
+        raise SettingsError(str(exc)) from None
+
+
+def _mask(text: str) -> str:
+    return text[:2] + "…" if len(text) > 2 else "…"
+
+
+def _mask_url(text: str) -> str:
+    if "://" in text:
+        return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", text)
+    return "***" if text and text not in ("()", "None") else text
+
+
+def _to_text(value: Any) -> str:
+    if isinstance(value, tuple):
+        if value and isinstance(value[0], ApiKey):
+            return ",".join(f"{_mask(k.app_id)}:{k.rps:g}" for k in value)
+        if value and isinstance(value[0], tuple):
+            return ",".join(u for u, _ in value)
+        return "()"
+    return str(value)
