@@ -68,7 +68,7 @@ COUNTERS: tuple[str, ...] = (
 PS_THRESHOLD = 1_000_000_000
 
 
-class Platform(str, enum.Enum):
+class Platform(enum.StrEnum):
     xbox = "xbox"
     ps = "ps"
 
@@ -77,7 +77,7 @@ def platform_of(account_id: int) -> Platform:
     return Platform.xbox if account_id < PS_THRESHOLD else Platform.ps
 
 
-class CycleStatus(str, enum.Enum):
+class CycleStatus(enum.StrEnum):
     #: chunks are being fetched and stored
     fetching = "fetching"
     #: every chunk stored; diffs being computed
@@ -89,7 +89,7 @@ class CycleStatus(str, enum.Enum):
     done = "done"
 
 
-class ChunkStatus(str, enum.Enum):
+class ChunkStatus(enum.StrEnum):
     pending = "pending"  # recorded, not yet published
     dispatched = "dispatched"  # published to the fetch queue
     stored = "stored"  # its result is in staging

@@ -1,0 +1,198 @@
+"""Fetch one chunk: 100-id requests paced per key, several in flight, errors by class.
+
+:func:`fetch_chunk` is a plain coroutine over a list of :class:`KeySlot` (a client and
+its limiter); the Celery task in :mod:`battletracker.pipeline.tasks` only builds the
+slots from settings and runs it. What each error class does:
+
+- ``RequestLimitExceeded``: the key's limiter slows down, the same request is repeated.
+- ``TransientError`` (504, transport, 5xx, garbage): backoff and repeat, up to a bound,
+  then the error propagates (the task retries later).
+- ``KeyUnusable``: the slot is dropped, its batch goes to another key; with no key left
+  the error propagates (the node stops fetching).
+- ``RequestBug``, ``MethodDisabled``: propagate at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..models import COUNTERS
+from ..wargaming.client import WargamingClient
+from ..wargaming.errors import BadResponse, KeyUnusable, RequestLimitExceeded, TransientError
+from ..wargaming.ratelimit import RateLimiter
+from .chunking import batches
+from .result import ChunkSpec, FetchResult, Row
+
+__all__ = ["FetchStats", "KeySlot", "RetryPolicy", "account_row", "fetch_chunk"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard one request is retried inside a task before the task gives up."""
+
+    transient_tries: int = 6
+    base_delay: float = 0.5
+    max_delay: float = 20.0
+    limit_tries: int = 50
+
+    def delay(self, attempt: int) -> float:
+        """Exponential backoff with full jitter (attempt 1, 2, ...)."""
+        return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+
+
+@dataclass
+class KeySlot:
+    """One application id: its client, its limiter, and whether it still works."""
+
+    client: WargamingClient
+    limiter: RateLimiter
+    concurrency: int = 4
+    dead: bool = False
+
+    @property
+    def app_id(self) -> str:
+        return self.client.app_id
+
+
+@dataclass
+class FetchStats:
+    requests: int = 0
+    limit_errors: int = 0
+    retries: int = 0
+    dead_keys: list[str] = field(default_factory=list)
+
+
+def concurrency_for(rate: float, latency: float = 0.35) -> int:
+    """Requests to keep in flight so that ``rate`` is reached at ``latency`` s per answer."""
+    return max(2, min(32, math.ceil(rate * latency) + 2))
+
+
+def account_row(account_id: int, obj: dict[str, Any]) -> Row:
+    """The compact row of one account object; a malformed object is a bad answer."""
+    if obj.get("account_id", account_id) != account_id:
+        raise BadResponse(f"object under key {account_id} has another account_id")
+    nickname = obj.get("nickname")
+    if not isinstance(nickname, str) or not nickname:
+        raise BadResponse(f"account {account_id} has no nickname")
+    stats = obj.get("statistics") or {}
+    counters = (stats.get("all") if isinstance(stats, dict) else None) or {}
+    if not isinstance(counters, dict):
+        raise BadResponse(f"account {account_id}: statistics.all is not an object")
+    values = []
+    for name in COUNTERS:
+        v = counters.get(name)
+        v = 0 if v is None else v
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise BadResponse(f"account {account_id}: counter {name} = {v!r}")
+        values.append(v)
+
+    def stamp(key: str) -> int | None:
+        t = obj.get(key)
+        return t if isinstance(t, int) and not isinstance(t, bool) and t >= 0 else None
+
+    return (account_id, nickname, stamp("created_at"), stamp("last_battle_time"), *values)
+
+
+async def _request(
+    slot: KeySlot, ids: list[int], policy: RetryPolicy, stats: FetchStats
+) -> list[Row]:
+    """One batch, retried by error class; a malformed account is a bad (transient) answer."""
+    transient = limits = 0
+    while True:
+        await slot.limiter.acquire()
+        stats.requests += 1
+        try:
+            info = await slot.client.account_info(ids)
+            rows = [account_row(i, obj) for i, obj in info.items() if obj is not None]
+        except RequestLimitExceeded as exc:
+            limits += 1
+            stats.limit_errors += 1
+            slot.limiter.slow_down()
+            if limits >= policy.limit_tries:
+                raise
+            await asyncio.sleep(min(exc.retry_after, 1.0) * random.uniform(0.2, 1.0))
+            continue
+        except TransientError as exc:
+            transient += 1
+            stats.retries += 1
+            if transient >= policy.transient_tries:
+                raise
+            log.info("retrying %s after %s", ids[0], exc)
+            await asyncio.sleep(policy.delay(transient))
+            continue
+        slot.limiter.succeeded()
+        return rows
+
+
+async def fetch_chunk(
+    spec: ChunkSpec,
+    slots: Sequence[KeySlot],
+    *,
+    node: str = "",
+    policy: RetryPolicy | None = None,
+) -> FetchResult:
+    """Fetch every id of ``spec`` over the usable ``slots``; one row per existing account."""
+    policy = policy or RetryPolicy()
+    live = [s for s in slots if not s.dead]
+    if not live:
+        raise KeyUnusable("no usable API key on this node", account_ids=[spec.first_id])
+    started = time.monotonic()
+    pending: deque[list[int]] = deque(batches(spec.first_id, spec.last_id))
+    outstanding = len(pending)
+    found: list[Row] = []
+    stats = FetchStats()
+
+    async def worker(slot: KeySlot) -> None:
+        nonlocal outstanding
+        while not slot.dead:
+            if not pending:
+                if outstanding == 0:
+                    return
+                await asyncio.sleep(0.02)  # another worker may hand a batch back
+                continue
+            ids = pending.popleft()
+            try:
+                rows = await _request(slot, ids, policy, stats)
+            except KeyUnusable:
+                pending.appendleft(ids)
+                if not slot.dead:
+                    slot.dead = True
+                    stats.dead_keys.append(slot.app_id)
+                    log.error("API key %s is unusable: dropping it", slot.app_id[:4] + "…")
+                if all(s.dead for s in slots):
+                    raise
+                return
+            found.extend(rows)
+            outstanding -= 1
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for slot in live:
+                for _ in range(slot.concurrency):
+                    group.create_task(worker(slot))
+    except* Exception as eg:  # surface the first real error, not the group
+        raise eg.exceptions[0] from None
+
+    rows = sorted(found)
+    return FetchResult(
+        spec=spec,
+        rows=rows,
+        empty=spec.size - len(rows),
+        node=node,
+        seconds=round(time.monotonic() - started, 3),
+        stats={
+            "requests": stats.requests,
+            "limit_errors": stats.limit_errors,
+            "retries": stats.retries,
+        },
+    )

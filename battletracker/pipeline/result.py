@@ -1,0 +1,182 @@
+"""The messages between coordinator, fetchers and the store, and their validation.
+
+A fetch result comes from a volunteer's machine: it is untrusted input. Everything in it
+is checked for type, range and consistency with its chunk before a byte of it is stored;
+:class:`InvalidResult` says what was wrong.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..models import COUNTERS, PS_THRESHOLD
+
+__all__ = [
+    "COLUMNS",
+    "MAX_CHUNK_IDS",
+    "RESULT_VERSION",
+    "ChunkSpec",
+    "FetchResult",
+    "InvalidResult",
+    "validate_result",
+]
+
+RESULT_VERSION = 1
+#: Column order of a result row; the staging COPY uses the same order.
+COLUMNS: tuple[str, ...] = ("account_id", "nickname", "created_at", "last_battle_time", *COUNTERS)
+MAX_CHUNK_IDS = 100_000
+_MAX_COUNTER = 2**53  # beyond any real counter; JSON-safe integer
+_MAX_TIME = 2**40
+_ID_LIMIT = 2**40
+_KEYS = {
+    "v", "cycle_id", "chunk_id", "platform", "first_id", "last_id", "columns", "rows",
+    "empty", "node", "seconds", "requests", "limit_errors", "retries",
+}  # fmt: skip
+
+
+class InvalidResult(ValueError):
+    """A result that must not be stored; the message says why."""
+
+
+@dataclass(frozen=True)
+class ChunkSpec:
+    """What a fetcher needs to know of a chunk (the ``fetch_range`` argument)."""
+
+    chunk_id: int
+    cycle_id: int
+    platform: str
+    first_id: int
+    last_id: int
+
+    @property
+    def size(self) -> int:
+        return self.last_id - self.first_id + 1
+
+    def to_message(self) -> dict[str, Any]:
+        return {
+            "chunk_id": self.chunk_id,
+            "cycle_id": self.cycle_id,
+            "platform": self.platform,
+            "first_id": self.first_id,
+            "last_id": self.last_id,
+        }
+
+    @classmethod
+    def from_message(cls, raw: object) -> ChunkSpec:
+        if not isinstance(raw, dict):
+            raise InvalidResult("chunk: not an object")
+        spec = cls(
+            chunk_id=_int(raw, "chunk_id", 1, 2**31),
+            cycle_id=_int(raw, "cycle_id", 1, 2**31),
+            platform=_platform(raw.get("platform")),
+            first_id=_int(raw, "first_id", 1, _ID_LIMIT),
+            last_id=_int(raw, "last_id", 1, _ID_LIMIT),
+        )
+        if spec.first_id > spec.last_id or spec.size > MAX_CHUNK_IDS:
+            raise InvalidResult(f"chunk: bad span {spec.first_id}..{spec.last_id}")
+        if any(_platform_of(i) != spec.platform for i in (spec.first_id, spec.last_id)):
+            raise InvalidResult("chunk: ids outside its platform")
+        return spec
+
+
+Row = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """A validated result: the chunk, one row per account (``COLUMNS``), the rest."""
+
+    spec: ChunkSpec
+    rows: list[Row]
+    empty: int
+    node: str = ""
+    seconds: float = 0.0
+    stats: dict[str, int] = field(default_factory=dict)
+
+    def to_message(self) -> dict[str, Any]:
+        return {
+            "v": RESULT_VERSION,
+            **self.spec.to_message(),
+            "columns": list(COLUMNS),
+            "rows": [list(r) for r in self.rows],
+            "empty": self.empty,
+            "node": self.node,
+            "seconds": self.seconds,
+            **self.stats,
+        }
+
+
+def _platform_of(account_id: int) -> str:
+    return "xbox" if account_id < PS_THRESHOLD else "ps"
+
+
+def _platform(value: object) -> str:
+    if value not in ("xbox", "ps"):
+        raise InvalidResult(f"platform: {value!r} is not 'xbox' or 'ps'")
+    return str(value)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int(raw: dict[str, Any], key: str, lo: int, hi: int) -> int:
+    value = raw.get(key)
+    if not _is_int(value) or not lo <= value < hi:  # type: ignore[operator]
+        raise InvalidResult(f"{key}: {value!r} is not an integer in [{lo}, {hi})")
+    return value  # type: ignore[return-value]
+
+
+def _row(value: object, spec: ChunkSpec, n_cols: int) -> Row:
+    if not isinstance(value, list) or len(value) != n_cols:
+        raise InvalidResult(f"row: expected a list of {n_cols} values")
+    account_id, nickname, created_at, last_battle, *counters = value
+    if not _is_int(account_id) or not spec.first_id <= account_id <= spec.last_id:
+        raise InvalidResult(f"row: account id {account_id!r} outside the chunk")
+    if not isinstance(nickname, str) or not 1 <= len(nickname) <= 64 or not nickname.isprintable():
+        raise InvalidResult(f"row {account_id}: bad nickname")
+    for name, t in (("created_at", created_at), ("last_battle_time", last_battle)):
+        if t is not None and (not _is_int(t) or not 0 <= t < _MAX_TIME):
+            raise InvalidResult(f"row {account_id}: bad {name} {t!r}")
+    for name, c in zip(COUNTERS, counters, strict=True):
+        if not _is_int(c) or not 0 <= c < _MAX_COUNTER:
+            raise InvalidResult(f"row {account_id}: counter {name} = {c!r}")
+    return (account_id, nickname, created_at, last_battle, *counters)
+
+
+def validate_result(raw: object) -> FetchResult:
+    """Check a raw result message completely; raise :class:`InvalidResult` on any flaw."""
+    if not isinstance(raw, dict):
+        raise InvalidResult("result: not an object")
+    unknown = set(raw) - _KEYS
+    if unknown:
+        raise InvalidResult(f"result: unknown keys {sorted(unknown)[:5]}")
+    if raw.get("v") != RESULT_VERSION:
+        raise InvalidResult(f"result: version {raw.get('v')!r} is not {RESULT_VERSION}")
+    spec = ChunkSpec.from_message(raw)
+    if raw.get("columns") != list(COLUMNS):
+        raise InvalidResult("result: columns differ from this server's")
+    rows_raw = raw.get("rows")
+    if not isinstance(rows_raw, list) or len(rows_raw) > spec.size:
+        raise InvalidResult("rows: not a list of at most one row per id")
+    rows = [_row(r, spec, len(COLUMNS)) for r in rows_raw]
+    if len({r[0] for r in rows}) != len(rows):
+        raise InvalidResult("rows: an account id appears twice")
+    empty = _int(raw, "empty", 0, MAX_CHUNK_IDS + 1)
+    if len(rows) + empty != spec.size:
+        raise InvalidResult(
+            f"result: {len(rows)} accounts + {empty} empty ids != {spec.size} ids in the chunk"
+        )
+    node = raw.get("node", "")
+    if not isinstance(node, str) or len(node) > 255 or not node.isprintable():
+        raise InvalidResult("node: not a short printable name")
+    seconds = raw.get("seconds", 0.0)
+    if (
+        not isinstance(seconds, int | float)
+        or isinstance(seconds, bool)
+        or not (0 <= seconds < 86_400)
+    ):
+        raise InvalidResult("seconds: not a duration")
+    stats = {k: _int(raw, k, 0, 10**9) for k in ("requests", "limit_errors", "retries") if k in raw}
+    return FetchResult(spec, rows, empty, node, float(seconds), stats)

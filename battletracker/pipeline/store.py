@@ -1,0 +1,140 @@
+"""Store one fetch result: validate, COPY into staging, mark the chunk stored, count.
+
+All of it happens in one transaction with the chunk row locked, so a result delivered
+twice is stored once (the second finds the chunk ``stored`` and is ignored), and the
+cycle's ``chunks_stored`` counter, bumped in the same transaction, tells exactly one
+store that it completed the cycle: no chord, no result backend, nothing to lose on a
+restart.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.orm import Session
+
+from ..db import copy_rows
+from ..models import Chunk, ChunkStatus, Cycle, CycleStatus
+from .result import COLUMNS, FetchResult, InvalidResult, validate_result
+
+__all__ = ["StoreOutcome", "StoreReport", "mark_rejected", "store_result"]
+
+log = logging.getLogger(__name__)
+
+
+class StoreOutcome(enum.StrEnum):
+    stored = "stored"
+    duplicate = "duplicate"
+    rejected = "rejected"
+
+
+@dataclass(frozen=True)
+class StoreReport:
+    outcome: StoreOutcome
+    chunk_id: int | None = None
+    cycle_id: int | None = None
+    accounts: int = 0
+    #: True for the one store that completed its cycle's last chunk.
+    cycle_complete: bool = False
+    reason: str = ""
+
+
+def _check_chunk(chunk: Chunk | None, result: FetchResult) -> None:
+    spec = result.spec
+    if chunk is None:
+        raise InvalidResult(f"chunk {spec.chunk_id} does not exist")
+    if (chunk.cycle_id, chunk.platform.value, chunk.first_id, chunk.last_id) != (
+        spec.cycle_id,
+        spec.platform,
+        spec.first_id,
+        spec.last_id,
+    ):
+        raise InvalidResult(f"chunk {spec.chunk_id}: cycle, platform or span differ")
+
+
+def store_result(session: Session, raw: object) -> StoreReport:
+    """Validate and store ``raw`` in the session's transaction (the caller commits).
+
+    An invalid result raises :class:`InvalidResult`; the caller rolls back and records
+    the rejection with :func:`mark_rejected`.
+    """
+    result = validate_result(raw)
+    spec = result.spec
+    chunk = session.execute(
+        select(Chunk).where(Chunk.id == spec.chunk_id).with_for_update()
+    ).scalar_one_or_none()
+    _check_chunk(chunk, result)
+    assert chunk is not None
+    if chunk.status == ChunkStatus.stored:
+        log.info("chunk %s already stored: duplicate ignored", spec.chunk_id)
+        return StoreReport(StoreOutcome.duplicate, spec.chunk_id, spec.cycle_id)
+    conn = session.connection()
+    copy_rows(
+        conn,
+        "staged_accounts",
+        ("cycle_id", *COLUMNS),
+        ((spec.cycle_id, *row) for row in result.rows),
+    )
+    session.execute(
+        update(Chunk)
+        .where(Chunk.id == spec.chunk_id)
+        .values(
+            status=ChunkStatus.stored,
+            stored_at=func.now(),
+            accounts=len(result.rows),
+            node=result.node or None,
+            fetch_seconds=result.seconds,
+            error=None,
+        )
+    )
+    stored, total = conn.execute(
+        text(
+            "UPDATE cycles SET chunks_stored = chunks_stored + 1, accounts = accounts + :n "
+            "WHERE id = :cid RETURNING chunks_stored, chunks_total"
+        ),
+        {"n": len(result.rows), "cid": spec.cycle_id},
+    ).one()
+    complete = stored == total
+    if complete:
+        session.execute(
+            update(Cycle)
+            .where(Cycle.id == spec.cycle_id, Cycle.status == CycleStatus.fetching)
+            .values(
+                status=CycleStatus.diffing,
+                fetched_at=func.now(),
+                status_changed_at=func.now(),
+            )
+        )
+    return StoreReport(
+        StoreOutcome.stored, spec.chunk_id, spec.cycle_id, len(result.rows), complete
+    )
+
+
+def mark_rejected(session: Session, raw: object, reason: str) -> StoreReport:
+    """Count a rejected result and, if it names a real unstored chunk, re-queue that chunk.
+
+    Only the chunk id is taken from the bad message, and only to flag that chunk for a
+    new fetch: a hostile node can at worst cause a re-fetch, never a write of its data.
+    """
+    chunk_id = raw.get("chunk_id") if isinstance(raw, dict) else None
+    node = raw.get("node") if isinstance(raw, dict) else None
+    log.warning("rejected result for chunk %r from node %r: %s", chunk_id, node, reason)
+    if not isinstance(chunk_id, int) or isinstance(chunk_id, bool) or not 0 < chunk_id < 2**31:
+        return StoreReport(StoreOutcome.rejected, reason=reason)
+    chunk = session.execute(
+        select(Chunk).where(Chunk.id == chunk_id).with_for_update()
+    ).scalar_one_or_none()
+    if chunk is None:
+        return StoreReport(StoreOutcome.rejected, reason=reason)
+    session.execute(
+        update(Cycle)
+        .where(Cycle.id == chunk.cycle_id)
+        .values(rejected_results=Cycle.rejected_results + 1)
+    )
+    if chunk.status != ChunkStatus.stored:
+        chunk.status = ChunkStatus.rejected
+        chunk.error = f"rejected: {reason}"[:1000]
+    return StoreReport(StoreOutcome.rejected, chunk_id, chunk.cycle_id, reason=reason)

@@ -1,0 +1,127 @@
+"""An async client for ``account/info/``: one request, strictly checked, errors classified.
+
+httpx errors are translated into :mod:`battletracker.wargaming.errors` here and nowhere
+else, so the pipeline never imports httpx. Tests and the demo pass a ``transport``
+(the simulator's ``httpx.MockTransport``) and exercise the same code as production.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from .errors import BadResponse, RequestBug, TransportError, error_from_envelope
+
+__all__ = ["ACCOUNT_FIELDS", "MAX_IDS", "AccountInfo", "WargamingClient"]
+
+#: The API's limit of ids per request.
+MAX_IDS = 100
+
+#: What the crawler asks for: nothing more (smaller answers, faster parsing).
+ACCOUNT_FIELDS: tuple[str, ...] = (
+    "account_id",
+    "nickname",
+    "created_at",
+    "last_battle_time",
+    "statistics.all",
+)
+
+#: ``{account_id: account object or None}`` for every id asked.
+AccountInfo = dict[int, dict[str, Any] | None]
+
+
+class WargamingClient:
+    """Calls ``{base_url}account/info/`` with one application id."""
+
+    def __init__(
+        self,
+        base_url: str,
+        app_id: str,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        max_connections: int = 32,
+    ) -> None:
+        if not base_url.endswith("/"):
+            base_url += "/"
+        self.app_id = app_id
+        self.endpoint = base_url + "account/info/"
+        self._http = httpx.AsyncClient(
+            timeout=timeout,
+            transport=transport,
+            limits=httpx.Limits(max_connections=max_connections),
+            headers={"User-Agent": "battletracker"},
+        )
+
+    async def __aenter__(self) -> WargamingClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def account_info(
+        self, account_ids: Sequence[int], fields: Sequence[str] = ACCOUNT_FIELDS
+    ) -> AccountInfo:
+        """Fetch up to 100 accounts; every id asked is in the answer (None: no account)."""
+        ids = list(dict.fromkeys(account_ids))
+        if not ids or len(ids) > MAX_IDS:
+            raise ValueError(f"account_info takes 1..{MAX_IDS} ids, got {len(ids)}")
+        params = {
+            "application_id": self.app_id,
+            "account_id": ",".join(str(i) for i in ids),
+            "fields": ",".join(fields),
+        }
+        try:
+            response = await self._http.post(self.endpoint, data=params)
+        except httpx.TimeoutException as exc:
+            raise TransportError(
+                f"timeout: {type(exc).__name__}", endpoint=self.endpoint, account_ids=ids
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise TransportError(
+                f"transport failure: {type(exc).__name__}: {exc}",
+                endpoint=self.endpoint,
+                account_ids=ids,
+            ) from exc
+        return self._parse(response, ids)
+
+    def _parse(self, response: httpx.Response, ids: list[int]) -> AccountInfo:
+        def bad(message: str) -> BadResponse:
+            return BadResponse(message, endpoint=self.endpoint, account_ids=ids)
+
+        if response.status_code >= 500 or response.status_code == 429:
+            raise bad(f"HTTP {response.status_code}")
+        if response.status_code != 200:
+            raise RequestBug(
+                f"HTTP {response.status_code}", endpoint=self.endpoint, account_ids=ids
+            )
+        try:
+            body = json.loads(response.content)
+        except ValueError as exc:
+            raise bad("answer is not JSON") from exc
+        if not isinstance(body, dict):
+            raise bad("answer is not a JSON object")
+        status = body.get("status")
+        if status == "error":
+            raise error_from_envelope(
+                body.get("error"), endpoint=self.endpoint, account_ids=ids, app_id=self.app_id
+            )
+        data = body.get("data")
+        if status != "ok" or not isinstance(data, dict):
+            raise bad("envelope without status 'ok' and data")
+        out: AccountInfo = {}
+        for account_id in ids:
+            key = str(account_id)
+            if key not in data:
+                raise bad(f"id {account_id} missing from data")
+            value = data[key]
+            if value is not None and not isinstance(value, dict):
+                raise bad(f"id {account_id}: not an object")
+            out[account_id] = value
+        return out
