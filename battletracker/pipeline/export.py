@@ -1,0 +1,326 @@
+"""Export one cycle to Elasticsearch (daily indices and ``players``) for Kibana.
+
+Rows stream from PostgreSQL through a server-side cursor into ``helpers.streaming_bulk``,
+one generator feeding the next, so memory stays bounded by ``chunk_size`` however large
+the day is. Documents are keyed by account id: exporting a cycle again overwrites its
+documents instead of duplicating them, which makes the stage safe to re-run.
+
+Item failures (a rejected document) are counted in the :class:`ExportReport`; failures of
+the exchange itself (connection, timeout, a whole bulk request refused) raise
+:class:`ExportError`, chained to the client's exception.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError, helpers
+from sqlalchemy import Connection, select
+
+from ..db import engine_for
+from ..models import COUNTERS, Cycle, DiffBattles, Player, TotalBattles
+from ..settings import Settings
+
+__all__ = [
+    "INDEX_TEMPLATES",
+    "PLAYERS_INDEX",
+    "CycleNotFound",
+    "ExportError",
+    "ExportReport",
+    "ItemError",
+    "daily_index",
+    "export_cycle",
+    "install_templates",
+]
+
+log = logging.getLogger(__name__)
+
+PLAYERS_INDEX = "players"
+#: Bump when a template below changes: :func:`install_templates` re-PUTs only then.
+TEMPLATE_VERSION = 1
+#: Item errors kept in a report; the rest are only counted, so a bad night stays small.
+MAX_REPORTED_ERRORS = 20
+#: Per request; a 2,000-document bulk on a busy cluster can take a while.
+REQUEST_TIMEOUT = 60.0
+
+Doc = dict[str, Any]
+_DailyTable = type[TotalBattles] | type[DiffBattles]
+
+
+class ExportError(Exception):
+    """The export could not talk to Elasticsearch, or items failed and that was asked about."""
+
+
+class CycleNotFound(ExportError, LookupError):
+    """No cycle has the given id: a caller's mistake, not worth a retry."""
+
+
+@dataclass(frozen=True)
+class ItemError:
+    """One document Elasticsearch rejected."""
+
+    index: str
+    doc_id: str
+    status: int
+    type: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What one export wrote: documents and failures per index, the first item errors."""
+
+    cycle_id: int
+    date: dt.date | None = None
+    #: Why nothing was exported (``"no elasticsearch_url"``), else None.
+    skipped: str | None = None
+    #: Index name -> documents written (created or overwritten).
+    documents: Mapping[str, int] = field(default_factory=dict)
+    #: Index name -> documents rejected; only indices with failures appear.
+    failed: Mapping[str, int] = field(default_factory=dict)
+    #: The first :data:`MAX_REPORTED_ERRORS` item errors, in order.
+    errors: tuple[ItemError, ...] = ()
+    #: Templates that were (re)installed; empty when they were already current.
+    templates_installed: tuple[str, ...] = ()
+
+    @property
+    def indices(self) -> tuple[str, ...]:
+        """Indices that received at least one document."""
+        return tuple(name for name, n in self.documents.items() if n)
+
+    @property
+    def ok(self) -> bool:
+        return not any(self.failed.values())
+
+    def raise_for_errors(self) -> None:
+        """Raise :class:`ExportError` if any document was rejected (for a task to retry)."""
+        if not self.ok:
+            first = self.errors[0] if self.errors else None
+            detail = f"; first: {first.index}/{first.doc_id} {first.status} {first.type}: " \
+                     f"{first.reason}" if first else ""
+            raise ExportError(
+                f"cycle {self.cycle_id}: {sum(self.failed.values())} document(s) rejected "
+                f"({dict(self.failed)}){detail}"
+            )
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready, for ``cycles.notes`` and logs."""
+        return {
+            "cycle_id": self.cycle_id,
+            "date": self.date.isoformat() if self.date else None,
+            "skipped": self.skipped,
+            "documents": dict(self.documents),
+            "failed": dict(self.failed),
+            "errors": [vars(e) for e in self.errors],
+            "templates_installed": list(self.templates_installed),
+        }
+
+
+# -- templates ----------------------------------------------------------------------------
+
+_COUNTER_FIELDS: Doc = {name: {"type": "long"} for name in COUNTERS}
+_DAILY_FIELDS: Doc = {
+    "account_id": {"type": "long"},
+    "date": {"type": "date", "format": "strict_date"},
+    "platform": {"type": "keyword"},
+    **_COUNTER_FIELDS,
+}
+_PLAYER_FIELDS: Doc = {
+    "account_id": {"type": "long"},
+    "platform": {"type": "keyword"},
+    "nickname": {"type": "keyword"},
+    "created_at": {"type": "date", "format": "strict_date_optional_time"},
+    "last_battle_time": {"type": "date", "format": "strict_date_optional_time"},
+    "last_seen": {"type": "date", "format": "strict_date"},
+    **_COUNTER_FIELDS,
+}
+
+
+def _template(pattern: str, properties: Doc) -> Doc:
+    # ``dynamic: strict``: a field added to the documents but not here fails loudly at
+    # export time instead of being guessed (a counter mapped as float, a date as text).
+    return {
+        "index_patterns": [pattern],
+        "priority": 200,
+        "version": TEMPLATE_VERSION,
+        "_meta": {"managed_by": "battletracker"},
+        "template": {
+            "settings": {"number_of_shards": 1},
+            "mappings": {"dynamic": "strict", "properties": properties},
+        },
+    }
+
+
+#: Composable index templates, applied when Elasticsearch auto-creates an index.
+INDEX_TEMPLATES: Mapping[str, Doc] = {
+    "battletracker-total_battles": _template("total_battles-*", _DAILY_FIELDS),
+    "battletracker-diff_battles": _template("diff_battles-*", _DAILY_FIELDS),
+    "battletracker-players": _template(PLAYERS_INDEX, _PLAYER_FIELDS),
+}
+
+
+def install_templates(client: Elasticsearch) -> tuple[str, ...]:
+    """PUT each template unless one of the same version is there; returns those PUT."""
+    installed = []
+    for name, body in INDEX_TEMPLATES.items():
+        try:
+            found = client.indices.get_index_template(name=name)["index_templates"]
+        except NotFoundError:
+            found = []
+        if any(t["index_template"].get("version") == body["version"] for t in found):
+            continue
+        client.indices.put_index_template(
+            name=name, index_patterns=body["index_patterns"], priority=body["priority"],
+            version=body["version"], meta=body["_meta"], template=body["template"],
+        )
+        installed.append(name)
+    return tuple(installed)
+
+
+# -- rows -> documents -> actions ---------------------------------------------------------
+
+
+def daily_index(table: str, date: dt.date) -> str:
+    """``total_battles-2026.01.15``: one index per table per day."""
+    return f"{table}-{date:%Y.%m.%d}"
+
+
+def _iso_epoch(seconds: int | None) -> str | None:
+    if seconds is None:
+        return None
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _value(v: Any) -> Any:
+    return getattr(v, "value", v)  # enums by value, as the database stores them
+
+
+def _daily_actions(
+    conn: Connection, model: _DailyTable, date: dt.date, chunk_size: int
+) -> Iterator[Doc]:
+    index = daily_index(str(model.__tablename__), date)
+    cols = [model.account_id, model.platform, *(getattr(model, c) for c in COUNTERS)]
+    stmt = select(*cols).where(model.date == date)
+    for row in conn.execution_options(yield_per=chunk_size).execute(stmt):
+        doc: Doc = {"account_id": row.account_id, "date": date.isoformat(),
+                    "platform": _value(row.platform)}
+        doc.update((c, getattr(row, c)) for c in COUNTERS)
+        yield {"_op_type": "index", "_index": index, "_id": str(row.account_id), "_source": doc}
+
+
+def _player_actions(conn: Connection, date: dt.date, chunk_size: int) -> Iterator[Doc]:
+    """Players whose ``last_seen`` is the cycle's date: new or changed that day."""
+    p = Player
+    cols = [p.account_id, p.platform, p.nickname, p.created_at, p.last_battle_time,
+            p.last_seen, *(getattr(p, c) for c in COUNTERS)]
+    stmt = select(*cols).where(p.last_seen == date)
+    for row in conn.execution_options(yield_per=chunk_size).execute(stmt):
+        doc: Doc = {
+            "account_id": row.account_id,
+            "platform": _value(row.platform),
+            "nickname": row.nickname,
+            "created_at": _iso_epoch(row.created_at),
+            "last_battle_time": _iso_epoch(row.last_battle_time),
+            "last_seen": row.last_seen.isoformat(),
+        }
+        doc.update((c, getattr(row, c)) for c in COUNTERS)
+        yield {"_op_type": "index", "_index": PLAYERS_INDEX, "_id": str(row.account_id),
+               "_source": doc}
+
+
+def _actions(conn: Connection, date: dt.date, chunk_size: int) -> Iterator[Doc]:
+    yield from _daily_actions(conn, TotalBattles, date, chunk_size)
+    yield from _daily_actions(conn, DiffBattles, date, chunk_size)
+    yield from _player_actions(conn, date, chunk_size)
+
+
+# -- the stage ----------------------------------------------------------------------------
+
+
+def _masked(url: str) -> str:
+    return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+def export_cycle(
+    settings: Settings,
+    cycle_id: int,
+    *,
+    client: Elasticsearch | None = None,
+    chunk_size: int = 2000,
+    max_retries: int = 3,
+    initial_backoff: float = 2.0,
+) -> ExportReport:
+    """Write the cycle's ``total_battles``, ``diff_battles`` and changed ``players``.
+
+    Arguments:
+        client: used as given (and left open); else one is built from
+            ``settings.elasticsearch_url`` and closed. With neither, nothing is exported
+            and the report's ``skipped`` says why.
+        chunk_size: documents per bulk request, and rows per fetch from the cursor.
+        max_retries, initial_backoff: items refused with 429 are resent this often,
+            waiting ``initial_backoff * 2**n`` seconds (this blocks the worker).
+
+    Raises:
+        CycleNotFound: no such cycle.
+        ExportError: Elasticsearch could not be reached or refused a whole request.
+    """
+    if client is None and settings.elasticsearch_url is None:
+        return ExportReport(cycle_id=cycle_id, skipped="no elasticsearch_url")
+    where = _masked(settings.elasticsearch_url or "the given client")
+    own = client is None
+    es = client if client is not None else Elasticsearch(
+        settings.elasticsearch_url, request_timeout=REQUEST_TIMEOUT, retry_on_timeout=True,
+        max_retries=3,
+    )
+    documents: dict[str, int] = {}
+    failed: dict[str, int] = {}
+    errors: list[ItemError] = []
+    # One read-only REPEATABLE READ transaction: the three indices see one snapshot even
+    # if a later cycle starts writing meanwhile.
+    with engine_for(settings).connect() as conn:
+        conn = conn.execution_options(isolation_level="REPEATABLE READ",
+                                      postgresql_readonly=True)
+        date = conn.execute(select(Cycle.date).where(Cycle.id == cycle_id)).scalar_one_or_none()
+        if date is None:
+            raise CycleNotFound(f"cycle {cycle_id} does not exist")
+        for table in ("total_battles", "diff_battles"):
+            documents[daily_index(table, date)] = 0
+        documents[PLAYERS_INDEX] = 0
+        try:
+            templates = install_templates(es)
+            for ok, result in helpers.streaming_bulk(
+                es, _actions(conn, date, chunk_size), chunk_size=chunk_size,
+                raise_on_error=False, max_retries=max_retries,
+                initial_backoff=initial_backoff, max_backoff=60.0,
+            ):
+                item = next(iter(result.values()))
+                index = str(item.get("_index", "?"))
+                if ok:
+                    documents[index] = documents.get(index, 0) + 1
+                    continue
+                failed[index] = failed.get(index, 0) + 1
+                if len(errors) < MAX_REPORTED_ERRORS:
+                    error = item.get("error") or {}
+                    errors.append(ItemError(
+                        index=index, doc_id=str(item.get("_id")),
+                        status=int(item.get("status", 0)),
+                        type=str(error.get("type", "unknown")) if isinstance(error, dict)
+                        else "unknown",
+                        reason=str(error.get("reason", error)) if isinstance(error, dict)
+                        else str(error),
+                    ))
+        except (ApiError, TransportError) as exc:
+            raise ExportError(f"cycle {cycle_id}: export to {where} failed: {exc}") from exc
+        finally:
+            if own:
+                es.close()
+    report = ExportReport(cycle_id=cycle_id, date=date, documents=documents, failed=failed,
+                          errors=tuple(errors), templates_installed=templates)
+    log.info("export of cycle %s (%s): %s documents, %s rejected", cycle_id, date,
+             sum(documents.values()), sum(failed.values()))
+    return report
