@@ -1,0 +1,129 @@
+"""The simulator over real HTTP: a threaded server with real latency and dropped sockets.
+
+Integration tests, the demo and the benchmarks need the API behind a real socket so the
+client's connection pooling, timeouts and transport errors are exercised. The server is
+a thin adapter around :meth:`Simulator.respond`; it adds only what a socket can do:
+sleeping before the answer, closing without one, and knowing the caller's IP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from urllib.parse import urlsplit
+
+from .faults import Faults
+from .handler import API_PREFIX, Simulator
+from .population import Population
+
+__all__ = ["RunningSimulator", "run_forever", "serve"]
+
+
+class _Server(ThreadingHTTPServer):
+    """One thread per connection; daemon threads so a stuck client never blocks exit."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256  # many workers may connect at once
+
+    def __init__(self, address: tuple[str, int], sim: Simulator) -> None:
+        super().__init__(address, _Handler)
+        self.sim = sim
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Reads one request, asks the simulator, and writes (or withholds) the answer."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive, as clients pooling connections expect
+    server: _Server
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length > 0 else b""
+        url = urlsplit(self.path)
+        reply = self.server.sim.respond(self.command, url.path, url.query, body,
+                                        self.headers.get("Content-Type", ""),
+                                        self.client_address[0])
+        if reply.delay:
+            time.sleep(reply.delay)
+        if reply.drop:
+            self.close_connection = True
+            with contextlib.suppress(OSError):  # the client may have left first
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self.send_response(reply.status)
+        for name, value in reply.headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(reply.body)))
+        self.end_headers()
+        self.wfile.write(reply.body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Silent: a benchmark makes hundreds of thousands of requests."""
+
+
+class RunningSimulator:
+    """A served simulator: ``.url`` is the API base (ending ``/wotx/``); stop with shutdown()."""
+
+    def __init__(self, sim: Simulator, server: _Server, thread: threading.Thread) -> None:
+        self.sim = sim
+        self._server = server
+        self.thread = thread
+        host, port = server.server_address[:2]
+        self.host = "127.0.0.1" if host in ("0.0.0.0", "") else str(host)
+        self.port = int(port)
+        #: Root of the server; the control endpoints live under ``{root}/_sim/``.
+        self.root = f"http://{self.host}:{self.port}"
+        self.url = self.root + API_PREFIX
+
+    def shutdown(self) -> None:
+        """Stop serving and close the listening socket (idempotent)."""
+        if self.thread.is_alive():
+            self._server.shutdown()
+            self.thread.join()
+        self._server.server_close()
+
+    def __enter__(self) -> RunningSimulator:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.shutdown()
+
+    def __repr__(self) -> str:
+        return f"<RunningSimulator {self.url}>"
+
+
+def serve(sim: Simulator, host: str = "127.0.0.1", port: int = 0) -> RunningSimulator:
+    """Serve ``sim`` from a daemon thread; ``port=0`` picks a free port."""
+    server = _Server((host, port), sim)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                              name=f"simulator:{server.server_address[1]}", daemon=True)
+    thread.start()
+    return RunningSimulator(sim, server, thread)
+
+
+def run_forever(*, host: str, port: int, seed: int, xbox_ids: int, ps_ids: int,
+                new_per_day: int, day: int, keys: dict[str, float],
+                latency: tuple[float, float]) -> None:
+    """Build a simulator from plain options and serve it until Ctrl-C (for the CLI)."""
+    population = Population(seed=seed, xbox_ids=xbox_ids, ps_ids=ps_ids,
+                            new_per_day=new_per_day)
+    sim = Simulator(population, keys=keys, day=day, faults=Faults(latency=latency))
+    running = serve(sim, host, port)
+    print(f"Wargaming API simulator on {running.url} (day {day}, keys: "
+          f"{', '.join(f'{k}={v:g}/s' for k, v in keys.items())}); "
+          f"control at {running.root}/_sim/. Ctrl-C stops.", flush=True)
+    try:
+        while running.thread.is_alive():
+            running.thread.join(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        running.shutdown()
