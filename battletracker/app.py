@@ -50,6 +50,9 @@ def celery_options(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
+        # One process per worker unless told otherwise (-c N): a fetch worker paces its
+        # keys inside one process; two processes would spend each key twice.
+        "worker_concurrency": 1,
         "task_queues": [Queue(q, exchange, routing_key=q, durable=True) for q in QUEUES],
         "task_default_queue": "control",
         "task_default_exchange": "battletracker",
