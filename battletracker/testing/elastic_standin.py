@@ -134,7 +134,8 @@ class StandIn:
         self._server = _Server((host, port), _Handler)
         self._server.standin = self
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="elastic-standin", daemon=True
+            target=self._server.serve_forever, args=(0.05,), name="elastic-standin",
+            daemon=True,
         )
         self._thread.start()
         bound_host, bound_port = self._server.server_address[:2]

@@ -1,0 +1,188 @@
+"""The stand-in answers like Elasticsearch, so export tests prove something about the real one."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from elasticsearch import Elasticsearch, NotFoundError, helpers
+
+from battletracker.testing.elastic_standin import StandIn, start_standin
+
+NDJSON = "application/vnd.elasticsearch+x-ndjson; compatible-with=9"
+
+
+@pytest.fixture
+def standin() -> Iterator[StandIn]:
+    with start_standin(major=9) as s:
+        yield s
+
+
+@pytest.fixture
+def es(standin: StandIn) -> Iterator[Elasticsearch]:
+    client = Elasticsearch(standin.url)
+    yield client
+    client.close()
+
+
+def raw(
+    standin: StandIn, method: str, path: str, body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, http.client.HTTPMessage, Any]:
+    host, port = standin.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=5)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        data = resp.read()
+        return resp.status, resp.headers, json.loads(data) if data else None
+    finally:
+        conn.close()
+
+
+def bulk(standin: StandIn, body: bytes) -> tuple[int, Any]:
+    status, _, payload = raw(standin, "POST", "/_bulk", body, {"Content-Type": NDJSON})
+    return status, payload
+
+
+def test_cluster_info_carries_product_header_and_compat_media_type(standin: StandIn) -> None:
+    status, headers, body = raw(standin, "GET", "/", headers={
+        "Accept": "application/vnd.elasticsearch+json; compatible-with=9"})
+    assert status == 200
+    assert headers["X-Elastic-Product"] == "Elasticsearch"
+    assert headers["Content-Type"] == "application/vnd.elasticsearch+json; compatible-with=9"
+    assert body["version"]["number"].startswith("9.")
+    _, plain, _ = raw(standin, "GET", "/")
+    assert plain["Content-Type"] == "application/json"
+
+
+def test_an_unsupported_compat_version_is_refused(standin: StandIn) -> None:
+    status, _, body = raw(standin, "GET", "/", headers={
+        "Accept": "application/vnd.elasticsearch+json; compatible-with=7"})
+    assert status == 400
+    assert body["error"]["type"] == "media_type_header_exception"
+
+
+@pytest.mark.parametrize(
+    ("body", "error_type"),
+    [
+        (b'{"index":{"_index":"a","_id":"1"}}\n{"n": 1\n', "x_content_parse_exception"),
+        (b'{"index":{"_index":"a","_id":"1"}}\n{"n":1}', "illegal_argument_exception"),
+        (b'{"upsert":{"_index":"a","_id":"1"}}\n{"n":1}\n', "illegal_argument_exception"),
+        (b'{"index":{"_index":"a","_type":"_doc"}}\n{"n":1}\n', "illegal_argument_exception"),
+        (b'{"index":{"_index":"a","_id":"1"}}\n', "illegal_argument_exception"),
+        (b'{"index":{"_id":"1"}}\n{"n":1}\n', "action_request_validation_exception"),
+        (b'[1, 2]\n', "x_content_parse_exception"),
+        (b"", "action_request_validation_exception"),
+    ],
+    ids=["bad-json", "no-final-newline", "unknown-action", "unknown-meta", "missing-source",
+         "no-index", "not-an-object", "empty"],
+)
+def test_malformed_bulk_is_a_400_and_stores_nothing(
+    standin: StandIn, body: bytes, error_type: str
+) -> None:
+    good = b'{"index":{"_index":"a","_id":"0"}}\n{"n":0}\n'
+    status, payload = bulk(standin, good + body if body else body)
+    assert status == 400, payload
+    assert payload["status"] == 400
+    assert payload["error"]["type"] == error_type
+    assert standin.indices == {}
+
+
+def test_bulk_needs_a_json_media_type(standin: StandIn) -> None:
+    status, _, body = raw(standin, "POST", "/_bulk", b'{"delete":{"_index":"a","_id":"1"}}\n',
+                          {"Content-Type": "text/plain"})
+    assert status == 406
+    assert "not supported" in body["error"]["reason"]
+
+
+def test_bulk_items_report_created_updated_conflicts_and_missing(standin: StandIn) -> None:
+    status, payload = bulk(standin, (
+        b'{"index":{"_index":"a","_id":"1"}}\n{"n":1}\n'
+        b'{"index":{"_index":"a","_id":"1"}}\n{"n":2}\n'
+        b'{"create":{"_index":"a","_id":"1"}}\n{"n":3}\n'
+        b'{"delete":{"_index":"a","_id":"9"}}\n'
+    ))
+    assert status == 200
+    results = [(op, item["status"], item.get("result")) for i in payload["items"]
+               for op, item in i.items()]
+    assert results == [("index", 201, "created"), ("index", 200, "updated"),
+                       ("create", 409, None), ("delete", 404, "not_found")]
+    assert payload["errors"] is True
+    assert standin.indices == {"a": {"1": {"n": 2}}}
+
+
+def test_invalid_index_name_fails_the_item_only(standin: StandIn) -> None:
+    _, payload = bulk(standin, b'{"index":{"_index":"Upper","_id":"1"}}\n{"n":1}\n'
+                               b'{"index":{"_index":"lower","_id":"1"}}\n{"n":1}\n')
+    first, second = (next(iter(i.values())) for i in payload["items"])
+    assert first["status"] == 400
+    assert first["error"]["type"] == "invalid_index_name_exception"
+    assert second["status"] == 201
+
+
+def test_template_mappings_apply_to_new_indices_and_are_strict(
+    standin: StandIn, es: Elasticsearch
+) -> None:
+    es.indices.put_index_template(name="t", index_patterns=["d-*"], priority=10, version=3,
+                                  template={"mappings": {"dynamic": "strict", "properties": {
+                                      "n": {"type": "long"},
+                                      "day": {"type": "date", "format": "strict_date"}}}})
+    got = es.indices.get_index_template(name="t")["index_templates"][0]["index_template"]
+    assert got["version"] == 3
+    results = list(helpers.streaming_bulk(es, [
+        {"_index": "d-1", "_id": "ok", "_source": {"n": 1, "day": "2026-01-15"}},
+        {"_index": "d-1", "_id": "extra", "_source": {"n": 1, "other": 2}},
+        {"_index": "d-1", "_id": "text", "_source": {"n": "many"}},
+        {"_index": "d-1", "_id": "day", "_source": {"day": "15.01.2026"}},
+    ], raise_on_error=False))
+    assert [ok for ok, _ in results] == [True, False, False, False]
+    types = [r["index"].get("error", {}).get("type") for _, r in results]
+    assert types[1:] == ["strict_dynamic_mapping_exception", "document_parsing_exception",
+                         "document_parsing_exception"]
+    assert es.indices.get_mapping(index="d-1")["d-1"]["mappings"]["dynamic"] == "strict"
+
+
+def test_a_template_with_an_unknown_field_type_is_refused(es: Elasticsearch) -> None:
+    with pytest.raises(Exception, match="mapper_parsing_exception"):
+        es.indices.put_index_template(name="t", index_patterns=["x-*"], template={
+            "mappings": {"properties": {"n": {"type": "lng"}}}})
+
+
+def test_real_client_round_trip(standin: StandIn, es: Elasticsearch) -> None:
+    assert es.info()["tagline"] == "You Know, for Search"
+    docs = ({"_index": "r-1", "_id": str(i), "_source": {"i": i}} for i in range(25))
+    assert all(ok for ok, _ in helpers.streaming_bulk(es, docs, chunk_size=10))
+    es.indices.refresh(index="r-1")
+    assert es.count(index="r-*")["count"] == 25
+    assert es.count(index="r-1", query={"term": {"i": 7}})["count"] == 1
+    assert es.get(index="r-1", id="7")["_source"] == {"i": 7}
+    with pytest.raises(NotFoundError):
+        es.get(index="r-1", id="99")
+    with pytest.raises(NotFoundError):
+        es.indices.get_index_template(name="missing")
+    rows = es.cat.indices(format="json").body
+    assert [(r["index"], r["docs.count"]) for r in rows] == [("r-1", "25")]
+    assert sum(1 for _, path in standin.requests if path == "/_bulk") == 3
+
+
+def test_injected_failures(standin: StandIn, es: Elasticsearch) -> None:
+    standin.fail_items(1, status=429)
+    results = list(helpers.streaming_bulk(
+        es, [{"_index": "f", "_id": str(i), "_source": {}} for i in range(3)],
+        raise_on_error=False))
+    assert [r["index"]["status"] for _, r in results] == [429, 201, 201]
+    assert results[0][1]["index"]["error"]["type"] == "es_rejected_execution_exception"
+    standin.fail_requests(1, status=503)
+    status, _ = bulk(standin, b'{"delete":{"_index":"f","_id":"1"}}\n')
+    assert status == 503
+    assert set(standin.indices["f"]) == {"1", "2"}
+
+
+def test_unknown_route_is_an_error(standin: StandIn) -> None:
+    status, _, body = raw(standin, "GET", "/_nope")
+    assert status == 400
+    assert "no handler found" in body["error"]["reason"]
