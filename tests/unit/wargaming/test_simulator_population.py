@@ -40,8 +40,8 @@ def test_ids_start_at_the_platform_minimums_and_fill_them(population: Population
     assert ids == sorted(ids)
     xbox = [i for i in ids if i < PS_MIN]
     ps = [i for i in ids if i >= PS_MIN]
-    assert XBOX_MIN <= min(xbox) and max(xbox) < XBOX_MIN + 2_000
-    assert PS_MIN <= min(ps) and max(ps) < PS_MIN + 1_500
+    assert min(xbox) >= XBOX_MIN and max(xbox) < XBOX_MIN + 2_000
+    assert min(ps) >= PS_MIN and max(ps) < PS_MIN + 1_500
     assert len(xbox) / 2_000 == pytest.approx(0.63, abs=0.04)
     assert len(ps) / 1_500 == pytest.approx(0.63, abs=0.04)
 
