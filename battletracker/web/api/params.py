@@ -1,0 +1,24 @@
+"""Shared, bounded parameter types: anything outside them is a 422 before any query runs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import Path, Query
+
+__all__ = ["AccountId", "BoardName", "Days", "Limit", "Offset", "PlatformParam", "Window"]
+
+#: Account ids are positive BIGINTs.
+MAX_ACCOUNT_ID = 2**63 - 1
+#: Deeper offsets are an index scan too, but nobody pages a million rows by hand.
+MAX_OFFSET = 10_000_000
+
+Window = Annotated[Literal["day", "week", "month", "all"],
+                   Query(description="day, week, month or all (time)")]
+PlatformParam = Annotated[Literal["all", "xbox", "ps"],
+                          Query(description="all (both together), xbox or ps")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
+Limit = Annotated[int, Query(ge=1, le=200)]
+Days = Annotated[int, Query(ge=1, le=3660, description="how many days back")]
+AccountId = Annotated[int, Path(ge=1, le=MAX_ACCOUNT_ID)]
+BoardName = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", max_length=64)]

@@ -1,0 +1,48 @@
+"""Players and activity: ``/api/v1/players/{id}``, its history, ``/api/v1/activity``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from ...stats import queries
+from ..deps import DbSession
+from .params import AccountId, Days, PlatformParam
+from .schemas import ActivityOut, DayOut, EntryOut, PlayerOut, Problem
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["players"])
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "unknown player"}}
+
+
+@router.get("/players/{account_id}", response_model=PlayerOut, responses=NOT_FOUND)
+def player(session: DbSession, account_id: AccountId) -> PlayerOut:
+    """Current counters, every stat handler's stats and all-time ranks."""
+    stats = queries.player_stats(session, account_id)
+    ranks = queries.player_ranks(session, account_id)
+    out = PlayerOut.of(stats)
+    out.ranks = {name: EntryOut.of(e) for name, e in ranks.items()}
+    return out
+
+
+@router.get("/players/{account_id}/history", response_model=list[DayOut],
+            responses=NOT_FOUND)
+def history(session: DbSession, account_id: AccountId, days: Days = 90) -> list[DayOut]:
+    """The days the player's counters changed in the last ``days``, oldest first."""
+    return [DayOut.of(d) for d in queries.player_history(session, account_id, days=days)]
+
+
+@router.get("/activity", response_model=list[ActivityOut], tags=["activity"])
+def activity(
+    session: DbSession,
+    days: Days = 90,
+    platform: PlatformParam = "all",
+) -> list[ActivityOut]:
+    """Per date and platform: active accounts, battles, new accounts, average battles per
+    active account, unique active accounts over 7/30/90 days. ``all`` lists both
+    platforms' rows (they add up to the total)."""
+    return [ActivityOut.of(r) for r in queries.activity(session, days=days, platform=platform)]

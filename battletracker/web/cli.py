@@ -1,0 +1,45 @@
+"""``battletracker web``: serve the dashboard; ``battletracker web hash-password``."""
+
+from __future__ import annotations
+
+import click
+
+from ..settings import SettingsError, load_settings
+from .auth import hash_password
+
+__all__ = ["web_command"]
+
+
+@click.group("web", invoke_without_command=True)
+@click.option("--host", default=None, help="Interface to listen on (default: web_host).")
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help="Port (default: web_port).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="Config file (default: $BATTLETRACKER_CONFIG or ./battletracker.toml).")
+@click.pass_context
+def web_command(ctx: click.Context, host: str | None, port: int | None,
+                config_path: str | None) -> None:
+    """Serve the dashboard, the JSON API, /metrics and /healthz with uvicorn."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from .server import serve  # uvicorn and the app only when serving
+
+    try:
+        settings = load_settings(config_path)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    shown_host = host or settings.web_host
+    shown_port = settings.web_port if port is None else port
+    click.echo(f"battletracker web on http://{shown_host}:{shown_port}/")
+    serve(settings, host, port)
+
+
+@web_command.command("hash-password")
+@click.option("--user", default=None,
+              help="Print 'user:hash', ready for the operators setting.")
+@click.password_option("--password", prompt="Password",
+                       help="The password (prompted, with confirmation, when omitted).")
+def hash_password_command(user: str | None, password: str) -> None:
+    """Print a PBKDF2-SHA256 hash of a password for the ``operators`` setting."""
+    encoded = hash_password(password)
+    click.echo(f"{user}:{encoded}" if user else encoded)

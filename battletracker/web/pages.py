@@ -1,0 +1,108 @@
+"""The public dashboard pages: progress and activity, leaderboards, players, volunteers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import RedirectResponse, Response
+
+from ..stats import queries
+from ..stats.interfaces import UnknownPlayer
+from . import chartdata, progress
+from .api.params import MAX_ACCOUNT_ID, AccountId, BoardName, PlatformParam, Window
+from .deps import DbSession, get_identity, reader
+from .templating import render
+
+__all__ = ["router"]
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(reader)])
+
+PAGE_SIZE = 50
+WINDOWS = ("day", "week", "month", "all")
+PLATFORMS = ("all", "xbox", "ps")
+PageDays = Annotated[int, Query(ge=7, le=3660)]
+
+
+@router.get("/")
+def dashboard(request: Request, session: DbSession, days: PageDays = 90) -> Response:
+    cycle = progress.current_cycle(session)
+    prog = progress.progress_of(session, cycle) if cycle is not None else None
+    rows = queries.activity(session, days=days)
+    return render(request, "dashboard.html", {
+        "progress": prog,
+        "days": days,
+        "charts": chartdata.activity_charts(rows),
+    })
+
+
+@router.get("/boards")
+def boards(request: Request) -> Response:
+    return render(request, "boards.html", {"boards": queries.list_boards()})
+
+
+@router.get("/boards/{board}")
+def board(
+    request: Request,
+    session: DbSession,
+    board: BoardName,
+    window: Window = "all",
+    platform: PlatformParam = "all",
+    page: Annotated[int, Query(ge=1, le=200_000)] = 1,
+    account_id: Annotated[int | None, Query(ge=1, le=MAX_ACCOUNT_ID)] = None,
+) -> Response:
+    """A board page with window/platform selectors, pagination and "find a player"."""
+    info = queries.board_info(board)
+    result = queries.top(session, board, window, platform,
+                         offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)
+    pages = max((result.total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+    me = get_identity(request)
+    focus = account_id if account_id is not None else me.account_id
+    around: list[Any] = []
+    not_ranked = False
+    if focus is not None:
+        try:
+            around = queries.around(session, board, window, platform, focus, n=5)
+        except UnknownPlayer:
+            not_ranked = account_id is not None
+    return render(request, "board.html", {
+        "board": info, "window": window, "platform": platform, "page": page,
+        "pages": pages, "result": result, "windows": WINDOWS, "platforms": PLATFORMS,
+        "around": around, "focus": focus, "not_ranked": not_ranked,
+        "score_chart": chartdata.page_scores_chart(info, result.entries),
+    })
+
+
+def _player_context(session: DbSession, account_id: int, days: int) -> dict[str, Any]:
+    stats = queries.player_stats(session, account_id)
+    history = queries.player_history(session, account_id, days=days)
+    found = queries.player_ranks(session, account_id)
+    ranks = [(info, found.get(info.name)) for info in queries.list_boards()]
+    return {"stats": stats, "history": history, "ranks": ranks, "days": days,
+            "charts": chartdata.player_charts(history)}
+
+
+@router.get("/players/{account_id}")
+def player(request: Request, session: DbSession, account_id: AccountId,
+           days: PageDays = 90) -> Response:
+    return render(request, "player.html", _player_context(session, account_id, days))
+
+
+@router.get("/me")
+def me(request: Request, session: DbSession, days: PageDays = 90) -> Response:
+    """The signed-in player's own page (Wargaming sign-in)."""
+    identity = get_identity(request)
+    if identity.account_id is None:
+        return RedirectResponse("/login?next=/me", status_code=303)
+    try:
+        context = _player_context(session, identity.account_id, days)
+    except UnknownPlayer:
+        return render(request, "me_unknown.html", {"identity": identity})
+    return render(request, "player.html", {**context, "mine": True})
+
+
+@router.get("/volunteers")
+def volunteers(request: Request, session: DbSession) -> Response:
+    rows = progress.credit(session)
+    return render(request, "volunteers.html", {
+        "rows": rows, "credit_chart": chartdata.credit_chart(rows)})

@@ -1,0 +1,65 @@
+"""Serving the app with uvicorn: in the foreground (``battletracker web``) or in a thread."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import uvicorn
+
+from ..settings import Settings
+from .app import create_app
+
+__all__ = ["ServerHandle", "serve", "serve_in_thread"]
+
+
+def _config(settings: Settings, host: str, port: int, **kwargs: object) -> uvicorn.Config:
+    return uvicorn.Config(create_app(settings), host=host, port=port,
+                          proxy_headers=True, server_header=False, **kwargs)  # type: ignore[arg-type]
+
+
+def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
+    """Serve in the foreground until interrupted."""
+    uvicorn.Server(_config(settings, host or settings.web_host,
+                           settings.web_port if port is None else port)).run()
+
+
+@dataclass
+class ServerHandle:
+    """A server running in a background thread; ``url`` ends without a slash."""
+
+    url: str
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout)
+
+    def __enter__(self) -> ServerHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve_in_thread(settings: Settings, host: str = "127.0.0.1", port: int = 0,
+                    *, timeout: float = 15.0) -> ServerHandle:
+    """Start the app in a daemon thread and wait until it listens.
+
+    ``port=0`` picks a free port; the chosen one is in ``handle.url``.
+    """
+    server = uvicorn.Server(_config(settings, host, port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="battletracker-web", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise RuntimeError(f"the web app did not start on {host}:{port}")
+        time.sleep(0.02)
+    sock = server.servers[0].sockets[0]
+    bound_host, bound_port = sock.getsockname()[:2]
+    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    return ServerHandle(url=f"http://{shown}:{bound_port}", server=server, thread=thread)
