@@ -99,14 +99,14 @@ class ExportReport:
 
     def raise_for_errors(self) -> None:
         """Raise :class:`ExportError` if any document was rejected (for a task to retry)."""
-        if not self.ok:
-            first = self.errors[0] if self.errors else None
-            detail = f"; first: {first.index}/{first.doc_id} {first.status} {first.type}: " \
-                     f"{first.reason}" if first else ""
-            raise ExportError(
-                f"cycle {self.cycle_id}: {sum(self.failed.values())} document(s) rejected "
-                f"({dict(self.failed)}){detail}"
-            )
+        if self.ok:
+            return
+        message = (f"cycle {self.cycle_id}: {sum(self.failed.values())} document(s) "
+                   f"rejected ({dict(self.failed)})")
+        if self.errors:
+            e = self.errors[0]
+            message += f"; first: {e.index}/{e.doc_id} {e.status} {e.type}: {e.reason}"
+        raise ExportError(message)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, for ``cycles.notes`` and logs."""
@@ -242,6 +242,14 @@ def _actions(conn: Connection, date: dt.date, chunk_size: int) -> Iterator[Doc]:
 # -- the stage ----------------------------------------------------------------------------
 
 
+def _item_error(index: str, item: Mapping[str, Any]) -> ItemError:
+    error = item.get("error")
+    if not isinstance(error, dict):  # a transport failure carries a plain message
+        error = {"type": "unknown", "reason": str(error)}
+    return ItemError(index=index, doc_id=str(item.get("_id")), status=int(item.get("status", 0)),
+                     type=str(error.get("type", "unknown")), reason=str(error.get("reason", "")))
+
+
 def _masked(url: str) -> str:
     return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url)
 
@@ -305,15 +313,7 @@ def export_cycle(
                     continue
                 failed[index] = failed.get(index, 0) + 1
                 if len(errors) < MAX_REPORTED_ERRORS:
-                    error = item.get("error") or {}
-                    errors.append(ItemError(
-                        index=index, doc_id=str(item.get("_id")),
-                        status=int(item.get("status", 0)),
-                        type=str(error.get("type", "unknown")) if isinstance(error, dict)
-                        else "unknown",
-                        reason=str(error.get("reason", error)) if isinstance(error, dict)
-                        else str(error),
-                    ))
+                    errors.append(_item_error(index, item))
         except (ApiError, TransportError) as exc:
             raise ExportError(f"cycle {cycle_id}: export to {where} failed: {exc}") from exc
         finally:
