@@ -164,7 +164,7 @@ def test_real_client_round_trip(standin: StandIn, es: Elasticsearch) -> None:
         es.get(index="r-1", id="99")
     with pytest.raises(NotFoundError):
         es.indices.get_index_template(name="missing")
-    rows = es.cat.indices(format="json").body
+    rows: Any = es.cat.indices(format="json").body
     assert [(r["index"], r["docs.count"]) for r in rows] == [("r-1", "25")]
     assert sum(1 for _, path in standin.requests if path == "/_bulk") == 3
 
