@@ -39,6 +39,9 @@ class _Handler(BaseHTTPRequestHandler):
     """Reads one request, asks the simulator, and writes (or withholds) the answer."""
 
     protocol_version = "HTTP/1.1"  # keep-alive, as clients pooling connections expect
+    #: Headers and body are written separately; with Nagle on, delayed ACKs would add
+    #: ~40 ms to every answer and make latency-free benchmarks meaningless.
+    disable_nagle_algorithm = True
     server: _Server
 
     def _serve(self) -> None:
