@@ -83,7 +83,7 @@ def _lazy_defaults() -> dict[str, Any]:
     return celery_options(current_settings())
 
 
-app = Celery("battletracker", include=["battletracker.pipeline.tasks"])
+app = Celery("battletracker", include=["battletracker.pipeline.tasks", "battletracker.stats.tasks"])
 app.add_defaults(_lazy_defaults)
 app.config_from_object("celeryconfig", silent=True)
 

@@ -1,0 +1,461 @@
+"""The read API of leaderboards, player stats and activity (what ``web/`` calls).
+
+Every function takes a sync SQLAlchemy ``Session`` and returns plain dataclasses. Board
+lookups are index range scans on one leaf of ``leaderboard_entries`` (see
+:mod:`battletracker.stats.materialise`): a top page reads ranks ``offset+1 ..
+offset+limit``; a rank is a lookup by account id; "around" is a rank lookup plus a
+range scan. Each board read is one SQL statement that also reads the board's build row,
+so ``total``/``as_of`` and the entries always come from the same materialisation.
+
+Sessions should be request-scoped: a transaction left open after a read holds a lock
+that makes the nightly swap of the boards wait (it gives up after 30 s and retries).
+
+Errors (see :mod:`battletracker.stats.interfaces`): ``UnknownBoard`` and
+``UnknownPlayer`` mean 404; ``UnknownWindow``, ``UnknownPlatform`` and ``InvalidQuery``
+mean 422.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from ..models import COUNTERS
+from .interfaces import (
+    PLATFORMS,
+    WINDOWS,
+    InvalidQuery,
+    UnknownPlatform,
+    UnknownPlayer,
+    UnknownWindow,
+)
+from .registry import default_registry
+
+__all__ = [
+    "MAX_AROUND",
+    "MAX_DAYS",
+    "MAX_LIMIT",
+    "ActivityRow",
+    "BoardInfo",
+    "DayRow",
+    "Entry",
+    "Page",
+    "PlayerStats",
+    "activity",
+    "around",
+    "board_info",
+    "list_boards",
+    "player_history",
+    "player_ranks",
+    "player_stats",
+    "rank_of",
+    "top",
+]
+
+#: Largest page :func:`top` serves.
+MAX_LIMIT = 500
+#: Largest ``n`` of :func:`around` (n above and n below).
+MAX_AROUND = 100
+#: Longest history :func:`player_history` and :func:`activity` serve.
+MAX_DAYS = 3660
+
+
+@dataclass(frozen=True)
+class BoardInfo:
+    """A board's description, for menus and the API's board list."""
+
+    name: str
+    title: str
+    description: str
+    unit: str
+    format: str
+    min_battles: int
+    windows: tuple[str, ...] = WINDOWS
+    platforms: tuple[str, ...] = PLATFORMS
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One ranked account. ``rank`` is within the platform asked for (``all``: both)."""
+
+    rank: int
+    account_id: int
+    nickname: str | None
+    platform: str
+    score: float
+    battles: int
+
+
+@dataclass(frozen=True)
+class Page:
+    """A slice of a board. ``total`` counts the board's entries on that platform;
+    ``as_of`` is the cycle date it was built for (``None``: never materialised)."""
+
+    board: str
+    window: str
+    platform: str
+    entries: list[Entry]
+    total: int
+    offset: int
+    limit: int
+    as_of: dt.date | None
+
+
+@dataclass(frozen=True)
+class PlayerStats:
+    """A player's current counters and every stat handler's stats, by handler name."""
+
+    account_id: int
+    nickname: str
+    platform: str
+    created_at: int | None
+    last_battle_time: int | None
+    last_seen: dt.date
+    counters: dict[str, int]
+    stats: dict[str, dict[str, float | None]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DayRow:
+    """A day on which a player's counters changed: that day's diffs and the total."""
+
+    date: dt.date
+    battles: int
+    diffs: dict[str, int]
+    total_battles: int | None
+
+
+@dataclass(frozen=True)
+class ActivityRow:
+    """A platform's activity on one date (see :mod:`battletracker.stats.activity`)."""
+
+    date: dt.date
+    platform: str
+    active_accounts: int
+    battles: int
+    new_accounts: int
+    avg_battles_per_active: float | None
+    unique_7d: int
+    unique_30d: int
+    unique_90d: int
+
+
+# -- validation -----------------------------------------------------------------------
+
+
+def _check_board(board: str) -> None:
+    default_registry().scorer(board)  # UnknownBoard
+
+
+def _check_window(window: str) -> None:
+    if window not in WINDOWS:
+        raise UnknownWindow(f"no window named {window!r} ({', '.join(WINDOWS)})")
+
+
+def _check_platform(platform: str) -> None:
+    if platform not in PLATFORMS:
+        raise UnknownPlatform(f"no platform named {platform!r} ({', '.join(PLATFORMS)})")
+
+
+def _check_range(name: str, value: int, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidQuery(f"{name} must be an integer between {low} and {high}")
+
+
+def _board_args(board: str, window: str, platform: str) -> None:
+    _check_board(board)
+    _check_window(window)
+    _check_platform(platform)
+
+
+def _rank_col(platform: str) -> tuple[str, str]:
+    """(rank column, extra filter) of a platform view."""
+    if platform == "all":
+        return "e.rank", ""
+    return "e.platform_rank", " AND e.platform = :platform"
+
+
+def _entry(row: Any) -> Entry:
+    return Entry(
+        rank=row.rank,
+        account_id=row.account_id,
+        nickname=row.nickname,
+        platform=row.platform,
+        score=row.score,
+        battles=row.battles,
+    )
+
+
+# -- boards ---------------------------------------------------------------------------
+
+
+def list_boards() -> list[BoardInfo]:
+    """Every registered board: built-ins first, then third-party boards by name."""
+    return [board_info(name) for name in default_registry().scorers()]
+
+
+def board_info(board: str) -> BoardInfo:
+    """One board's description; :class:`UnknownBoard` if there is none."""
+    s = default_registry().scorer(board)
+    return BoardInfo(
+        name=s.name,
+        title=s.title,
+        description=s.description,
+        unit=s.unit,
+        format=s.format,
+        min_battles=s.min_battles,
+    )
+
+
+def top(
+    session: Session,
+    board: str,
+    window: str,
+    platform: str,
+    *,
+    offset: int = 0,
+    limit: int = 50,
+) -> Page:
+    """Entries ranked ``offset+1 .. offset+limit`` of a board on a platform."""
+    _board_args(board, window, platform)
+    _check_range("offset", offset, 0, 2**31 - 1)
+    _check_range("limit", limit, 1, MAX_LIMIT)
+    rank, where = _rank_col(platform)
+    total_col = {"all": "b.total", "xbox": "b.total_xbox", "ps": "b.total_ps"}[platform]
+    rows = session.execute(
+        text(
+            f"""
+            SELECT b.as_of AS build_as_of, {total_col} AS build_total,
+                   e.rank, e.account_id, e.nickname, e.platform, e.score, e.battles
+            FROM leaderboard_builds b
+            LEFT JOIN LATERAL (
+                SELECT {rank} AS rank, e.account_id, p.nickname, e.platform, e.score,
+                       e.battles
+                FROM leaderboard_entries e
+                LEFT JOIN players p ON p.account_id = e.account_id
+                WHERE e.board = :board AND e.time_window = :window{where}
+                  AND {rank} > :offset AND {rank} <= :end
+                ORDER BY {rank}
+            ) e ON true
+            WHERE b.board = :board AND b.time_window = :window
+            """
+        ),
+        {"board": board, "window": window, "platform": platform, "offset": offset,
+         "end": offset + limit},
+    ).all()
+    if not rows:
+        return Page(board, window, platform, [], 0, offset, limit, None)
+    entries = [_entry(r) for r in rows if r.account_id is not None]
+    return Page(board, window, platform, entries, rows[0].build_total, offset, limit,
+                rows[0].build_as_of)
+
+
+def rank_of(session: Session, board: str, window: str, platform: str, account_id: int) -> Entry:
+    """The account's entry on a board; :class:`UnknownPlayer` if it is not ranked there."""
+    _board_args(board, window, platform)
+    rank, where = _rank_col(platform)
+    row = session.execute(
+        text(
+            f"""
+            SELECT {rank} AS rank, e.account_id, p.nickname, e.platform, e.score, e.battles
+            FROM leaderboard_entries e
+            LEFT JOIN players p ON p.account_id = e.account_id
+            WHERE e.board = :board AND e.time_window = :window{where}
+              AND e.account_id = :account_id
+            """
+        ),
+        {"board": board, "window": window, "platform": platform, "account_id": account_id},
+    ).one_or_none()
+    if row is None:
+        raise UnknownPlayer(
+            f"account {account_id} is not ranked on {board}/{window}/{platform}"
+        )
+    return _entry(row)
+
+
+def around(
+    session: Session,
+    board: str,
+    window: str,
+    platform: str,
+    account_id: int,
+    *,
+    n: int = 5,
+) -> list[Entry]:
+    """The account's entry and up to ``n`` entries on either side of it, by rank.
+
+    Near the top or the bottom of a board fewer than ``n`` exist on that side; the
+    list is not shifted to make up for them.
+    """
+    _board_args(board, window, platform)
+    _check_range("n", n, 0, MAX_AROUND)
+    rank, where = _rank_col(platform)
+    rows = session.execute(
+        text(
+            f"""
+            WITH me AS (
+                SELECT {rank} AS r FROM leaderboard_entries e
+                WHERE e.board = :board AND e.time_window = :window{where}
+                  AND e.account_id = :account_id
+            )
+            SELECT {rank} AS rank, e.account_id, p.nickname, e.platform, e.score, e.battles
+            FROM me
+            JOIN leaderboard_entries e
+              ON e.board = :board AND e.time_window = :window{where}
+             AND {rank} BETWEEN me.r - :n AND me.r + :n
+            LEFT JOIN players p ON p.account_id = e.account_id
+            ORDER BY {rank}
+            """
+        ),
+        {"board": board, "window": window, "platform": platform, "account_id": account_id,
+         "n": n},
+    ).all()
+    if not rows:
+        raise UnknownPlayer(
+            f"account {account_id} is not ranked on {board}/{window}/{platform}"
+        )
+    return [_entry(r) for r in rows]
+
+
+def player_ranks(session: Session, account_id: int, *, window: str = "all") -> dict[str, Entry]:
+    """The account's entry (rank over both platforms) on every board it is ranked on."""
+    _check_window(window)
+    names = list(default_registry().scorers())
+    rows = session.execute(
+        text(
+            """
+            SELECT e.board, e.rank, e.account_id, p.nickname, e.platform, e.score, e.battles
+            FROM leaderboard_entries e
+            LEFT JOIN players p ON p.account_id = e.account_id
+            WHERE e.time_window = :window AND e.account_id = :account_id
+            """
+        ),
+        {"window": window, "account_id": account_id},
+    ).all()
+    found = {r.board: _entry(r) for r in rows}
+    return {name: found[name] for name in names if name in found}
+
+
+# -- players --------------------------------------------------------------------------
+
+
+def player_stats(session: Session, account_id: int) -> PlayerStats:
+    """Current counters and every stat handler's stats; :class:`UnknownPlayer` if none."""
+    row = session.execute(
+        text(
+            f"SELECT account_id, platform, nickname, created_at, last_battle_time, last_seen, "
+            f"{', '.join(COUNTERS)} FROM players WHERE account_id = :a"
+        ),
+        {"a": account_id},
+    ).one_or_none()
+    if row is None:
+        raise UnknownPlayer(f"no account {account_id}")
+    counters = {c: int(getattr(row, c)) for c in COUNTERS}
+    stats = {h.name: h.stats(counters) for h in default_registry().handlers()}
+    return PlayerStats(
+        account_id=row.account_id,
+        nickname=row.nickname,
+        platform=str(row.platform),
+        created_at=row.created_at,
+        last_battle_time=row.last_battle_time,
+        last_seen=row.last_seen,
+        counters=counters,
+        stats=stats,
+    )
+
+
+def _latest_date(session: Session) -> dt.date | None:
+    value = session.execute(text("SELECT max(date) FROM cycles")).scalar()
+    return value if isinstance(value, dt.date) else None
+
+
+def player_history(session: Session, account_id: int, *, days: int = 90) -> list[DayRow]:
+    """The days on which the account's counters changed, oldest first, within the ``days``
+    ending on the latest cycle date (or the account's latest change if there is no cycle).
+
+    Only days with a change are listed (a player who did not play has no row that day);
+    ``total_battles`` is the account's battle count after that day.
+    """
+    _check_range("days", days, 1, MAX_DAYS)
+    last_seen = session.execute(
+        text("SELECT last_seen FROM players WHERE account_id = :a"), {"a": account_id}
+    ).scalar()
+    if last_seen is None:
+        raise UnknownPlayer(f"no account {account_id}")
+    last = _latest_date(session) or session.execute(
+        text("SELECT max(date) FROM diff_battles WHERE account_id = :a"), {"a": account_id}
+    ).scalar()
+    if last is None:
+        return []
+    first = last - dt.timedelta(days=days - 1)
+    cols = ", ".join(f"d.{c}" for c in COUNTERS)
+    rows = session.execute(
+        text(
+            f"""
+            SELECT d.date, {cols}, t.battles AS total_battles
+            FROM diff_battles d
+            LEFT JOIN total_battles t ON t.account_id = d.account_id AND t.date = d.date
+            WHERE d.account_id = :a AND d.date BETWEEN :first AND :last
+            ORDER BY d.date
+            """
+        ),
+        {"a": account_id, "first": first, "last": last},
+    ).all()
+    return [
+        DayRow(
+            date=r.date,
+            battles=int(r.battles),
+            diffs={c: int(getattr(r, c)) for c in COUNTERS},
+            total_battles=None if r.total_battles is None else int(r.total_battles),
+        )
+        for r in rows
+    ]
+
+
+# -- activity -------------------------------------------------------------------------
+
+
+def activity(
+    session: Session, *, days: int = 90, platform: str | None = None
+) -> list[ActivityRow]:
+    """Daily activity per platform for the ``days`` ending on the latest materialised
+    date, oldest first (``xbox`` before ``ps`` on each date). ``platform`` ``None`` or
+    ``"all"`` gives both platforms' rows; the platforms' numbers add up to the total.
+    """
+    _check_range("days", days, 1, MAX_DAYS)
+    if platform is not None:
+        _check_platform(platform)
+    plat = None if platform in (None, "all") else platform
+    rows = session.execute(
+        text(
+            """
+            SELECT date, platform, active_accounts, battles, new_accounts,
+                   unique_7d, unique_30d, unique_90d
+            FROM daily_activity
+            WHERE date > (SELECT max(date) FROM daily_activity) - :days
+              AND (CAST(:platform AS text) IS NULL OR platform = :platform)
+            ORDER BY date, platform DESC
+            """
+        ),
+        {"days": days, "platform": plat},
+    ).all()
+    return [
+        ActivityRow(
+            date=r.date,
+            platform=r.platform,
+            active_accounts=int(r.active_accounts),
+            battles=int(r.battles),
+            new_accounts=int(r.new_accounts),
+            avg_battles_per_active=(
+                r.battles / r.active_accounts if r.active_accounts else None
+            ),
+            unique_7d=int(r.unique_7d),
+            unique_30d=int(r.unique_30d),
+            unique_90d=int(r.unique_90d),
+        )
+        for r in rows
+    ]
