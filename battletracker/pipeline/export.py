@@ -280,11 +280,6 @@ def export_cycle(
     if client is None and settings.elasticsearch_url is None:
         return ExportReport(cycle_id=cycle_id, skipped="no elasticsearch_url")
     where = _masked(settings.elasticsearch_url or "the given client")
-    own = client is None
-    es = client if client is not None else Elasticsearch(
-        settings.elasticsearch_url, request_timeout=REQUEST_TIMEOUT, retry_on_timeout=True,
-        max_retries=3,
-    )
     documents: dict[str, int] = {}
     failed: dict[str, int] = {}
     errors: list[ItemError] = []
@@ -299,6 +294,11 @@ def export_cycle(
         for table in ("total_battles", "diff_battles"):
             documents[daily_index(table, date)] = 0
         documents[PLAYERS_INDEX] = 0
+        own = client is None
+        es = client if client is not None else Elasticsearch(
+            settings.elasticsearch_url, request_timeout=REQUEST_TIMEOUT, retry_on_timeout=True,
+            max_retries=3,
+        )
         try:
             templates = install_templates(es)
             for ok, result in helpers.streaming_bulk(
