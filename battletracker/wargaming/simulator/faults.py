@@ -57,7 +57,11 @@ class FaultPlan:
         self._lock = threading.Lock()
 
     def inject(self, fault: str, count: int = 1) -> None:
-        """Force the next ``count`` API requests (after those already scripted) to ``fault``."""
+        """Force the next ``count`` ``account/info`` requests (after those already scripted).
+
+        Sign-in and ``/_sim/`` requests never consume the script, so a test can inject
+        over HTTP and know exactly which API request fails.
+        """
         if fault not in FAULT_KINDS:
             raise ValueError(f"unknown fault {fault!r}; expected one of {', '.join(FAULT_KINDS)}")
         if count < 0:

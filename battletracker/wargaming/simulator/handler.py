@@ -126,6 +126,14 @@ class Simulator:
             if key is not None:
                 self._by_key[key] += 1
 
+    def _bucket(self, key: str) -> TokenBucket:
+        """The key's bucket, made on first use so keys added to ``keys`` later work too."""
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is None or bucket.rate != self.keys[key]:
+                bucket = self._buckets[key] = TokenBucket(self.keys[key], self.clock)
+            return bucket
+
     # -- adapters ----------------------------------------------------------------------
 
     def handle(self, request: httpx.Request, client_ip: str | None = None) -> httpx.Response:
@@ -198,7 +206,7 @@ class Simulator:
         refused = self.check_key(params, client_ip)
         if refused is not None:
             return refused, key_error(refused), {}
-        if fault == "request_limit" or not self._buckets[params["application_id"]].take():
+        if fault == "request_limit" or not self._bucket(params["application_id"]).take():
             return "limit", api_error("REQUEST_LIMIT_EXCEEDED", 407), {}
         if fault == "source_unavailable":
             return _fail("SOURCE_NOT_AVAILABLE", 504)

@@ -332,3 +332,30 @@ def test_control_endpoints_in_process() -> None:
     assert client.post(ROOT + "/_sim/day", content=b"not json").status_code == 400
     assert client.get(ROOT + "/_sim/nothing").status_code == 404
     assert client.get(ROOT + "/_sim/stats").json()["requests"] == 0
+
+
+def test_keys_added_or_changed_later_get_their_own_bucket() -> None:
+    clock = FakeClock()
+    sim, client = make(keys={"demo": 2.0}, clock=clock)
+    sim.keys["late"] = 1.0
+    assert [info(client, application_id="late", account_id="1")["status"]
+            for _ in range(2)] == ["ok", "error"]
+    sim.keys["demo"] = 3.0
+    assert [info(client, account_id="1")["status"] for _ in range(4)] == [
+        "ok", "ok", "ok", "error"]
+
+
+def test_public_names_are_exported_and_documented() -> None:
+    import importlib
+    import pkgutil
+
+    import battletracker.wargaming.simulator as package
+
+    assert all(hasattr(package, name) for name in package.__all__)
+    for info_ in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"{package.__name__}.{info_.name}")
+        assert module.__doc__, module.__name__
+        assert all(hasattr(module, name) for name in module.__all__), module.__name__
+        public = {n for n, v in vars(module).items()
+                  if not n.startswith("_") and getattr(v, "__module__", None) == module.__name__}
+        assert public <= set(module.__all__), (module.__name__, public - set(module.__all__))
