@@ -50,7 +50,23 @@ _GARBAGE = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body>
 
 
 class Simulator:
-    """A strict, deterministic ``account/info`` (and sign-in) of the console API."""
+    """A strict, deterministic ``account/info`` (and sign-in) of the console API.
+
+    Arguments:
+        population: the accounts served; ``day`` picks which day of it.
+        keys: application_id -> requests per second (default ``{"demo": 20.0}``). Each key
+            gets a token bucket of that capacity refilled at that rate, using ``clock``.
+        blocked_keys: keys answered APPLICATION_IS_BLOCKED (listed in ``keys`` or not).
+        allowed_ips: server keys -> the IPs they may be used from; other keys work from
+            anywhere. Only the HTTP server knows the caller's IP, so in-process requests
+            pass unless ``handle(request, client_ip=...)`` names one.
+        faults: random fault rates and latency; ``inject`` scripts exact faults.
+        clock: monotonic seconds for the rate limit; inject a fake one in tests.
+
+    Not reproduced: ``language`` and ``access_token`` are accepted and ignored, paths must
+    match exactly (trailing slash included), and the error for more than 100 ``fields``
+    is named :data:`FIELDS_LIMIT_MESSAGE` because the real name is undocumented.
+    """
 
     def __init__(
         self,
@@ -166,7 +182,7 @@ class Simulator:
             return self._account_info(params, client_ip)
         if method == "GET" and path == API_PREFIX + "auth/login/":
             return self.signin.login(params, client_ip)
-        self.count("METHOD_NOT_FOUND", params.get("application_id"))
+        self.count("METHOD_NOT_FOUND", params.get("application_id") or None)
         return api_error("METHOD_NOT_FOUND", 404)
 
     def check_key(self, params: Mapping[str, str], client_ip: str | None) -> str | None:
