@@ -105,7 +105,7 @@ def current_settings() -> Settings:
     return _settings
 
 
-class PipelineTask(Task):  # type: ignore[misc]
+class PipelineTask(Task):
     """Shared options of every pipeline task; see :func:`celery_options` for why."""
 
     abstract = True

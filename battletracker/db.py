@@ -80,6 +80,9 @@ def copy_rows(
     buf.seek(0)
     raw = conn.connection.dbapi_connection
     assert raw is not None
-    with raw.cursor() as cur:
+    cur = raw.cursor()
+    try:
         cur.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", buf)
+    finally:
+        cur.close()
     return n

@@ -12,8 +12,9 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import ColumnElement, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -73,7 +74,7 @@ def create_cycle(session: Session, settings: Settings, date: dt.date) -> CycleSt
         existing = session.execute(select(Cycle).where(Cycle.date == date)).scalar_one()
         return CycleStart(existing.id, date, False, existing.chunks_total)
     ranges = session.execute(select(PlatformRange).order_by(PlatformRange.platform)).scalars()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for r in ranges:
         for first, last in split_range(r.min_id, r.max_id, settings.chunk_size):
             rows.append(
@@ -88,7 +89,7 @@ def create_cycle(session: Session, settings: Settings, date: dt.date) -> CycleSt
             )
     if rows:
         session.execute(insert(Chunk), rows)
-    ids_total = sum(r["last_id"] - r["first_id"] + 1 for r in rows)
+    ids_total = sum(int(r["last_id"]) - int(r["first_id"]) + 1 for r in rows)
     session.execute(
         update(Cycle)
         .where(Cycle.id == cycle_id)
@@ -103,7 +104,7 @@ def dispatch_chunks(
     session: Session,
     publish: Publish,
     *,
-    where: Sequence[object],
+    where: Sequence[ColumnElement[bool]],
     limit: int = 100_000,
 ) -> int:
     """Publish the chunks matching ``where`` and mark them dispatched; returns the count.

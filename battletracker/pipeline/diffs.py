@@ -118,8 +118,8 @@ def compute_diffs(session: Session, cycle_id: int) -> DiffReport | None:
     drop_cycle_staging(conn, cycle_id)
     highest = {"xbox": highest_xbox, "ps": highest_ps}
     cycle.status = CycleStatus.growing
-    cycle.diffed_at = func.now()  # type: ignore[assignment]
-    cycle.status_changed_at = func.now()  # type: ignore[assignment]
+    cycle.diffed_at = func.now()
+    cycle.status_changed_at = func.now()
     cycle.changed_players = changed
     cycle.new_players = new_players
     cycle.notes = {**(cycle.notes or {}), "highest": highest}

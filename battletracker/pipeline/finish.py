@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
 
 from sqlalchemy import func, select
 
@@ -29,26 +28,17 @@ def finish_cycle(settings: Settings, cycle_id: int) -> bool:
     from .export import export_cycle
 
     report = export_cycle(settings, cycle_id)
-    if settings.elasticsearch_url is None:
-        log.info("export skipped: no elasticsearch_url configured")
+    if report.skipped:
+        log.info("export skipped: %s", report.skipped)
+    report.raise_for_errors()  # documents refused: keep the cycle in exporting, retry
     with session_scope(settings) as session:
         cycle = session.execute(
             select(Cycle).where(Cycle.id == cycle_id).with_for_update()
         ).scalar_one()
         if cycle.status != CycleStatus.exporting:
             return False
-        cycle.notes = {**(cycle.notes or {}), "export": _jsonable(asdict(report))}
+        cycle.notes = {**(cycle.notes or {}), "export": report.as_dict()}
         cycle.status = CycleStatus.done
-        cycle.finished_at = func.now()  # type: ignore[assignment]
-        cycle.status_changed_at = func.now()  # type: ignore[assignment]
+        cycle.finished_at = func.now()
+        cycle.status_changed_at = func.now()
     return True
-
-
-def _jsonable(value: object) -> object:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    return str(value)

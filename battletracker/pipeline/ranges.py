@@ -63,7 +63,7 @@ def grow_ranges(session: Session, settings: Settings, cycle_id: int) -> list[Gro
             {"date": cycle.date.isoformat(), "cycle_id": cycle_id, "from": g.old_max,
              "to": g.new_max, "highest": g.highest},
         ]  # fmt: skip
-        r.updated_at = func.now()  # type: ignore[assignment]
+        r.updated_at = func.now()
         grown.append(g)
         log.warning(
             "range of %s grew %d -> %d (highest account %d within %d of the bound)",
@@ -71,5 +71,5 @@ def grow_ranges(session: Session, settings: Settings, cycle_id: int) -> list[Gro
         )  # fmt: skip
     cycle.notes = {**(cycle.notes or {}), "growth": [asdict(g) for g in grown]}
     cycle.status = CycleStatus.exporting
-    cycle.status_changed_at = func.now()  # type: ignore[assignment]
+    cycle.status_changed_at = func.now()
     return grown

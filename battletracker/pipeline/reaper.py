@@ -55,7 +55,7 @@ def reap(
     gone = [Chunk.status == ChunkStatus.rejected]
     if fetch_queue_ready == 0:
         gone.append(overdue)
-    report.failed = session.execute(
+    report.failed = session.execute(  # type: ignore[attr-defined]
         update(Chunk)
         .where(
             Chunk.cycle_id.in_(active),

@@ -30,6 +30,7 @@ from ..settings import Settings
 from ..wargaming.errors import KeyUnusable, MethodDisabled, RequestBug, WargamingError
 from .coordinator import create_cycle, cycle_date_for, dispatch_chunks
 from .diffs import compute_diffs as compute_diffs_stage
+from .export import ExportError
 from .fetch import fetch_chunk
 from .keys import mark_dead, slots_for
 from .ranges import grow_ranges as grow_ranges_stage
@@ -203,7 +204,7 @@ def grow_ranges(cycle_id: int) -> None:
 @app.task(
     name="battletracker.export_to_elastic",
     base=PipelineTask,
-    autoretry_for=(OperationalError, ConnectionError),
+    autoretry_for=(OperationalError, ExportError),
     retry_backoff=30,
     max_retries=10,
 )

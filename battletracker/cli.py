@@ -1,0 +1,288 @@
+"""The ``battletracker`` command: database, cycles, simulator, demo, web, stats."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+import time
+from typing import Any
+
+import click
+
+from .settings import Settings, SettingsError, load_settings, parse_keys
+
+__all__ = ["main"]
+
+
+def _settings(ctx: click.Context) -> Settings:
+    """Settings are loaded on first use, so ``--help`` works with a broken config."""
+    obj = ctx.find_root().ensure_object(dict)
+    if "settings" not in obj:
+        try:
+            obj["settings"] = load_settings(obj.get("config"))
+        except SettingsError as exc:
+            raise click.UsageError(f"bad settings: {exc}") from None
+    settings: Settings = obj["settings"]
+    return settings
+
+
+def _date(value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+@click.group()
+@click.option(
+    "--config", type=click.Path(dir_okay=False), envvar="BATTLETRACKER_CONFIG",
+    help="Config file (default ./battletracker.toml if present).",
+)  # fmt: skip
+@click.version_option(package_name="battletracker")
+@click.pass_context
+def main(ctx: click.Context, config: str | None) -> None:
+    """Count World of Tanks console players every night."""
+    ctx.ensure_object(dict)["config"] = config
+
+
+# -- config and database ---------------------------------------------------------------------
+
+
+@main.group()
+def config() -> None:
+    """Inspect the settings."""
+
+
+@config.command("show")
+@click.pass_context
+def config_show(ctx: click.Context) -> None:
+    """Print every setting (secrets masked) and where they came from."""
+    s = _settings(ctx)
+    for key, value in s.masked().items():
+        click.echo(f"{key} = {value}")
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+@click.pass_context
+def db_upgrade(ctx: click.Context, revision: str) -> None:
+    """Apply the migrations to the configured database."""
+    from .migrate import upgrade
+
+    upgrade(_settings(ctx), revision)
+    click.echo(f"database at {revision}")
+
+
+# -- cycles ------------------------------------------------------------------------------------
+
+
+@main.group()
+def cycle() -> None:
+    """Start, run and watch nightly cycles."""
+
+
+@cycle.command("start")
+@click.option("--date", "date_text", help="Day the cycle records (default: from now).")
+@click.option("--wait/--no-wait", default=False, help="Wait for the cycle to finish.")
+@click.option("--timeout", default=0.0, help="With --wait: give up after this many seconds.")
+@click.pass_context
+def cycle_start(ctx: click.Context, date_text: str | None, wait: bool, timeout: float) -> None:
+    """Record a cycle and publish its chunks to the fetch queue (idempotent per date)."""
+    from .app import configure
+    from .pipeline.tasks import start_cycle
+
+    s = _settings(ctx)
+    configure(s)
+    day = _date(date_text)
+    out = start_cycle.run(day.isoformat() if day else None)
+    click.echo(json.dumps(out))
+    if wait:
+        _wait(s, _cycle_date(s, out["cycle_id"]), timeout)
+
+
+def _cycle_date(settings: Settings, cycle_id: int) -> dt.date:
+    from .db import session_scope
+    from .models import Cycle
+
+    with session_scope(settings) as session:
+        c = session.get(Cycle, cycle_id)
+        assert c is not None
+        return c.date
+
+
+def _wait(settings: Settings, day: dt.date, timeout: float) -> None:
+    from .db import session_scope
+    from .pipeline.status import cycle_progress
+
+    deadline = time.monotonic() + timeout if timeout else None
+    with click.progressbar(length=1, label=f"cycle {day}", show_pos=True) as bar:
+        while True:
+            with session_scope(settings) as session:
+                p = cycle_progress(session, date=day)
+            assert p is not None
+            bar.length = max(p.chunks_total, 1)
+            bar.update(p.chunks_stored - bar.pos)
+            if p.status == "done":
+                break
+            if deadline and time.monotonic() > deadline:
+                raise click.ClickException(f"cycle {day} not done after {timeout} s: {p.status}")
+            time.sleep(0.5)
+
+
+@cycle.command("status")
+@click.option("--date", "date_text", help="Cycle date (default: the latest).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def cycle_status(ctx: click.Context, date_text: str | None, as_json: bool) -> None:
+    """Chunks done/total, accounts, rate and ETA of a cycle."""
+    from .db import session_scope
+    from .pipeline.status import cycle_progress
+
+    with session_scope(_settings(ctx)) as session:
+        p = cycle_progress(session, date=_date(date_text))
+    if p is None:
+        raise click.ClickException("no cycle yet")
+    if as_json:
+        click.echo(json.dumps(p.as_json()))
+        return
+    eta = "-" if p.eta_seconds is None else f"{p.eta_seconds / 60:.1f} min"
+    click.echo(
+        f"cycle {p.cycle_id} ({p.date}) {p.status}\n"
+        f"  chunks   {p.chunks_stored}/{p.chunks_total}  {p.chunks_by_status}\n"
+        f"  ids      {p.ids_done}/{p.ids_total}  accounts {p.accounts}  "
+        f"rejected results {p.rejected_results}\n"
+        f"  rate     {p.ids_per_second:.0f} ids/s  ETA {eta}"
+    )
+    for g in p.growth:
+        click.echo(f"  range    {g['platform']} grew {g['old_max']} -> {g['new_max']}")
+
+
+@cycle.command("run")
+@click.option("--date", "date_text", help="Day the cycle records (default: from now).")
+@click.pass_context
+def cycle_run(ctx: click.Context, date_text: str | None) -> None:
+    """Run a whole cycle in this process, no broker (a single-machine operator)."""
+    from .pipeline.coordinator import cycle_date_for
+    from .pipeline.local import run_cycle
+
+    s = _settings(ctx)
+    day = _date(date_text) or cycle_date_for(dt.datetime.now(dt.UTC), s)
+    with click.progressbar(length=1, label=f"cycle {day}", show_pos=True) as bar:
+
+        def progress(done: int, total: int, accounts: int) -> None:
+            bar.length = total
+            bar.update(done - bar.pos)
+
+        summary = run_cycle(s, day, progress=progress, after_diffs=_materialiser(s))
+    click.echo(json.dumps(summary.__dict__, default=str))
+
+
+def _materialiser(settings: Settings) -> Any:
+    """The stats step after diffs: the task's body, run here."""
+    from .app import configure
+    from .stats.tasks import materialise_boards
+
+    configure(settings)
+    return materialise_boards.run
+
+
+@cycle.command("retry")
+@click.option("--date", "date_text", help="Cycle date (default: the latest).")
+@click.pass_context
+def cycle_retry(ctx: click.Context, date_text: str | None) -> None:
+    """Hand out the failed chunks of a cycle again."""
+    from sqlalchemy import update
+
+    from .app import configure
+    from .db import session_scope
+    from .models import Chunk, ChunkStatus, Cycle
+    from .pipeline.coordinator import dispatch_chunks
+    from .pipeline.tasks import publish_chunks
+
+    s = _settings(ctx)
+    configure(s)
+    day = _date(date_text)
+    with session_scope(s) as session:
+        q = Cycle.date == day if day else Cycle.id == session.query(Cycle.id).order_by(
+            Cycle.date.desc()).limit(1).scalar_subquery()  # fmt: skip
+        cycle_ids = [c.id for c in session.query(Cycle).where(q)]
+        if not cycle_ids:
+            raise click.ClickException("no such cycle")
+        session.execute(
+            update(Chunk)
+            .where(Chunk.cycle_id.in_(cycle_ids), Chunk.status == ChunkStatus.failed)
+            .values(attempts=0)
+        )
+        n = dispatch_chunks(
+            session, publish_chunks,
+            where=[Chunk.cycle_id.in_(cycle_ids), Chunk.status == ChunkStatus.failed],
+        )  # fmt: skip
+    click.echo(f"{n} failed chunks handed out again")
+
+
+# -- simulator and demo ------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8900, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--seed", default=1, show_default=True)
+@click.option("--xbox-ids", default=20_000, show_default=True, type=click.IntRange(0))
+@click.option("--ps-ids", default=20_000, show_default=True, type=click.IntRange(0))
+@click.option("--new-per-day", default=500, show_default=True, type=click.IntRange(0))
+@click.option("--day", default=0, show_default=True, type=click.IntRange(0))
+@click.option("--keys", default="demo:20", show_default=True, help="appid:rps,...")
+@click.option("--latency", default="0,0", show_default=True, help="min,max seconds")
+def simulator(
+    host: str, port: int, seed: int, xbox_ids: int, ps_ids: int, new_per_day: int,
+    day: int, keys: str, latency: str,
+) -> None:  # fmt: skip
+    """Serve the Wargaming API simulator (POST /_sim/day {"day": N} advances it)."""
+    from .wargaming.simulator import run_forever
+
+    try:
+        key_map = {k.app_id: k.rps for k in parse_keys(keys)}
+        lo, hi = (float(x) for x in latency.split(","))
+    except (SettingsError, ValueError) as exc:
+        raise click.BadParameter(str(exc)) from None
+    run_forever(
+        host=host, port=port, seed=seed, xbox_ids=xbox_ids, ps_ids=ps_ids,
+        new_per_day=new_per_day, day=day, keys=key_map, latency=(lo, hi),
+    )  # fmt: skip
+
+
+@main.command()
+@click.option("--players", default=20_000, show_default=True, type=click.IntRange(500),
+              help="Account ids per platform on day 0.")  # fmt: skip
+@click.option("--days", default=3, show_default=True, type=click.IntRange(1, 60))
+@click.option(
+    "--dir", "directory", default="demo-data", show_default=True,
+    type=click.Path(file_okay=False), help="Where the demo keeps its database.",
+)  # fmt: skip
+@click.option("--serve/--no-serve", default=True, help="Serve the dashboard at the end.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+def demo(players: int, days: int, directory: str, serve: bool, port: int) -> None:
+    """A whole simulated crawl on an embedded PostgreSQL: no services needed."""
+    from .demo import run_demo
+
+    sys.exit(run_demo(players=players, days=days, directory=directory, serve=serve, port=port))
+
+
+def _register_plugins() -> None:
+    """Sub-command groups owned by other packages of battletracker."""
+    from .stats.cli import stats_cli
+    from .web.cli import web_command
+
+    main.add_command(web_command, "web")
+    main.add_command(stats_cli, "stats")
+
+
+_register_plugins()
