@@ -11,7 +11,7 @@ from prometheus_client.registry import Collector
 
 from ..db import sessionmaker_for
 from ..settings import Settings
-from . import login, ops, pages
+from . import login, operator_pages, ops, pages
 from .api import router as api_router
 from .auth import SessionCodec
 from .deps import State, reader
@@ -56,8 +56,9 @@ def create_app(settings: Settings, *, extra_collectors: Iterable[Collector] = ()
     registry, http_metrics = build_registry(sessions, extra_collectors)
     app.state.registry = registry
     install_handlers(app)
-    app.include_router(api_router, prefix="/api/v1", dependencies=[Depends(reader)])
+    app.include_router(api_router, dependencies=[Depends(reader)])
     app.include_router(ops.router)
+    app.include_router(operator_pages.router)
     app.include_router(login.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

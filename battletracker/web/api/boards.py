@@ -8,12 +8,12 @@ from fastapi import APIRouter, Query
 
 from ...stats import queries
 from ..deps import DbSession
-from .params import AccountId, BoardName, Limit, Offset, PlatformParam, Window
+from .params import API_PREFIX, AccountId, BoardName, Limit, Offset, PlatformParam, Window
 from .schemas import BoardOut, EntryOut, PageOut, Problem
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/boards", tags=["leaderboards"])
+router = APIRouter(prefix=f"{API_PREFIX}/boards", tags=["leaderboards"])
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "unknown board (or player)"}}

@@ -8,11 +8,12 @@ from fastapi import APIRouter, HTTPException, Query
 
 from .. import progress
 from ..deps import DbSession
+from .params import API_PREFIX
 from .schemas import CreditRow, CycleProgress, Problem
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["cycles"])
+router = APIRouter(prefix=API_PREFIX, tags=["cycles"])
 
 
 @router.get("/cycles/current", response_model=CycleProgress,

@@ -6,8 +6,13 @@ from typing import Annotated, Literal
 
 from fastapi import Path, Query
 
-__all__ = ["AccountId", "BoardName", "Days", "Limit", "Offset", "PlatformParam", "Window"]
+__all__ = [
+    "API_PREFIX","AccountId", "BoardName", "Days", "Limit", "Offset", "PlatformParam", "Window"]
 
+#: Every API route's path starts with this. Routers carry it in their own prefix (not
+#: one given to ``include_router``) so that a matched route's ``path`` is the full
+#: template, which the metrics use as a label.
+API_PREFIX = "/api/v1"
 #: Account ids are positive BIGINTs.
 MAX_ACCOUNT_ID = 2**63 - 1
 #: Deeper offsets are an index scan too, but nobody pages a million rows by hand.

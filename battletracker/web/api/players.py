@@ -8,12 +8,12 @@ from fastapi import APIRouter
 
 from ...stats import queries
 from ..deps import DbSession
-from .params import AccountId, Days, PlatformParam
+from .params import API_PREFIX, AccountId, Days, PlatformParam
 from .schemas import ActivityOut, DayOut, EntryOut, PlayerOut, Problem
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["players"])
+router = APIRouter(prefix=API_PREFIX, tags=["players"])
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "unknown player"}}
