@@ -95,6 +95,11 @@ def configure(settings: Settings) -> None:
     global _settings
     _settings = settings
     app.conf.update(celery_options(settings))
+    # connections opened under earlier settings would keep talking to the old broker
+    if app._pool is not None:
+        app._pool.force_close_all()
+        app._pool = None
+    app.amqp._producer_pool = None
 
 
 def current_settings() -> Settings:

@@ -1,0 +1,193 @@
+"""Nothing lost, nothing doubled: killed workers, duplicate and hostile deliveries, two beats.
+
+Each test gets its own database, RabbitMQ vhost, simulator and worker processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from battletracker.app import app, configure
+from battletracker.db import engine_for
+from battletracker.models import COUNTERS
+from battletracker.pipeline.fetch import KeySlot, fetch_chunk
+from battletracker.pipeline.result import ChunkSpec
+from battletracker.settings import Settings, load_settings
+from battletracker.testing.databases import temporary_database
+from battletracker.wargaming.client import WargamingClient
+from battletracker.wargaming.ratelimit import NoLimit
+from battletracker.wargaming.simulator import (
+    BASE_URL,
+    PS_MIN,
+    XBOX_MIN,
+    Population,
+    Simulator,
+    serve,
+)
+from tests.common.services import Worker, rabbit_vhost, run_cli
+
+pytestmark = pytest.mark.integration
+
+IDS = 1500
+
+
+class Rig:
+    """One database, vhost, simulator, and the worker processes a test asks for."""
+
+    def __init__(self, db: Settings, broker: str, sim: Simulator, api_url: str, logs: Path):
+        self.db, self.broker, self.sim, self.api_url, self.logs = db, broker, sim, api_url, logs
+        self.workers: list[Worker] = []
+        self.server_env = {
+            "BATTLETRACKER_BROKER_URL": broker,
+            "BATTLETRACKER_DATABASE_URL": db.database_url,
+            "BATTLETRACKER_CHUNK_SIZE": "300",
+            "BATTLETRACKER_XBOX_RANGE": f"{XBOX_MIN}-{XBOX_MIN + IDS - 1}",
+            "BATTLETRACKER_PS_RANGE": f"{PS_MIN}-{PS_MIN + IDS - 1}",
+        }
+        self.volunteer_env = {
+            "BATTLETRACKER_BROKER_URL": broker,
+            "BATTLETRACKER_WG_API_URL": api_url,
+            "BATTLETRACKER_WG_KEYS": "k:40",
+        }
+
+    def worker(self, name: str, queues: str, env: dict[str, str], **kw: Any) -> Worker:
+        w = Worker(name, queues, env, self.logs / f"{name}-{len(self.workers)}.log", **kw)
+        self.workers.append(w)
+        w.wait_ready()
+        return w
+
+    def server(self, **kw: Any) -> Worker:
+        return self.worker("server", "store,control", self.server_env, **kw)
+
+    def query(self, sql: str, **params: Any) -> Any:
+        with engine_for(self.db).connect() as conn:
+            return conn.execute(text(sql), params).all()
+
+    def wait_done(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            rows = self.query("SELECT status FROM cycles")
+            if rows and all(r[0] == "done" for r in rows):
+                return
+            time.sleep(0.3)
+        state = self.query("SELECT status, chunks_stored FROM cycles")
+        raise TimeoutError(f"cycle not done: {state}")
+
+    def assert_players_match_truth(self, day: int) -> None:
+        truth = {i: a for i, a in self.sim.population.truth(day)
+                 if XBOX_MIN <= i < XBOX_MIN + IDS or PS_MIN <= i < PS_MIN + IDS}  # fmt: skip
+        cols = ", ".join(COUNTERS)
+        rows = {r[0]: tuple(r[1:]) for r in self.query(f"SELECT account_id, {cols} FROM players")}
+        assert set(rows) == set(truth)
+        for i, acc in truth.items():
+            assert rows[i] == tuple(acc["statistics"]["all"][c] for c in COUNTERS), i
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    sim = Simulator(Population(seed=5, xbox_ids=IDS, ps_ids=IDS, new_per_day=0),
+                    keys={"k": 40.0}, day=1)  # fmt: skip
+    with temporary_database(Settings()) as db, rabbit_vhost() as broker, serve(sim) as api:
+        r = Rig(db, broker, sim, api.url, tmp_path)
+        try:
+            yield r
+        finally:
+            for w in r.workers:
+                w.stop()
+
+
+def test_a_killed_fetch_worker_loses_nothing(rig: Rig) -> None:
+    rig.server()
+    first = rig.worker("fetch", "fetch", rig.volunteer_env)
+    run_cli("cycle", "start", "--date", "2026-01-02", env=rig.server_env)
+    deadline = time.monotonic() + 60
+    while not rig.query("SELECT 1 FROM chunks WHERE status = 'stored'"):
+        assert time.monotonic() < deadline, "no chunk stored"
+        time.sleep(0.05)
+    first.kill()  # SIGKILL mid-night: its unacked chunk goes back to the queue
+    total = rig.query("SELECT chunks_total FROM cycles")[0][0]
+    assert rig.query("SELECT count(*) FROM chunks WHERE status = 'stored'")[0][0] < total
+    rig.worker("fetch2", "fetch", rig.volunteer_env)
+    rig.wait_done()
+    rig.assert_players_match_truth(1)
+    [(stored, total2, accounts)] = rig.query(
+        "SELECT chunks_stored, chunks_total, accounts FROM cycles"
+    )
+    assert stored == total2 == total
+    assert accounts == rig.query("SELECT count(*) FROM players")[0][0]
+
+
+def _results(rig: Rig) -> list[dict[str, Any]]:
+    """Fetch every chunk of the cycle here, as a volunteer would, with our own client."""
+    chunks = rig.query("SELECT id, cycle_id, platform, first_id, last_id FROM chunks ORDER BY id")
+
+    async def run() -> list[dict[str, Any]]:
+        client = WargamingClient(BASE_URL, "k", transport=rig.sim.transport())
+        slot = KeySlot(client, NoLimit(), concurrency=4)
+        try:
+            return [(await fetch_chunk(ChunkSpec(*c), [slot], node="test")).to_message()
+                    for c in chunks]  # fmt: skip
+        finally:
+            await client.aclose()
+
+    return asyncio.run(run())
+
+
+def _use_vhost(rig: Rig) -> None:
+    configure(load_settings(environ={"BATTLETRACKER_BROKER_URL": rig.broker}))
+
+
+def test_duplicate_and_hostile_results_through_the_broker(rig: Rig) -> None:
+    server = rig.server()
+    run_cli("cycle", "start", "--date", "2026-01-02", env=rig.server_env)  # no fetch worker
+    results = _results(rig)
+    _use_vhost(rig)
+    hostile = []
+    for r in results:
+        bad_counter = {**r, "rows": [[*r["rows"][0][:4], -1, *r["rows"][0][5:]], *r["rows"][1:]]}
+        outside = {**r, "rows": [[r["last_id"] + 1, *r["rows"][0][1:]], *r["rows"][1:]]}
+        hostile += [bad_counter, outside]
+    hostile += ["not a result", {"v": 1, "chunk_id": 10**12}, {"rows": [[1] * 1000]}]
+    for message in hostile:
+        app.send_task("battletracker.store_results", args=(message,))
+    for r in results:  # every good result twice: a redelivery
+        app.send_task("battletracker.store_results", args=(r,))
+        app.send_task("battletracker.store_results", args=(r,))
+    rig.wait_done()
+    rig.assert_players_match_truth(1)
+    stored, total, rejected = rig.query(
+        "SELECT chunks_stored, chunks_total, rejected_results FROM cycles")[0]  # fmt: skip
+    assert stored == total == len(results)
+    # the two hostile results per real chunk are counted; the rest name no chunk
+    assert rejected == 2 * len(results)
+    assert server.proc.poll() is None, "a hostile result must never crash the worker"
+    log = "".join(p.read_text() for p in rig.logs.glob("server-*.log"))
+    assert log.count("rejected result") >= len(hostile)
+
+
+def test_two_beats_start_one_cycle(rig: Rig) -> None:
+    rig.server(concurrency=2)
+    _use_vhost(rig)
+    for _ in range(2):  # a second beat sends the same start at the same time
+        app.send_task("battletracker.start_cycle", args=("2026-01-02",))
+    deadline = time.monotonic() + 30
+    while not rig.query("SELECT 1 FROM cycles WHERE chunks_total > 0"):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    time.sleep(1.0)  # let the second start finish
+    assert rig.query("SELECT count(*) FROM cycles")[0][0] == 1
+    chunks = rig.query("SELECT count(*), count(DISTINCT (platform, first_id)) FROM chunks")[0]
+    assert chunks[0] == chunks[1] == 2 * IDS // 300
+    with app.connection_for_write() as conn:
+        _, ready, _ = conn.default_channel.queue_declare(queue="fetch", passive=True)
+    assert ready == chunks[0], "each chunk published exactly once"
+    rig.worker("fetch", "fetch", rig.volunteer_env)
+    rig.wait_done()
+    rig.assert_players_match_truth(1)
