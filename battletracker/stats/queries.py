@@ -302,17 +302,24 @@ def around(
                 WHERE e.board = :board AND e.time_window = :window{where}
                   AND e.account_id = :account_id
             )
-            SELECT {rank} AS rank, e.account_id, p.nickname, e.platform, e.score, e.battles
+            SELECT e.rank, e.account_id, p.nickname, e.platform, e.score, e.battles
             FROM me
-            JOIN leaderboard_entries e
-              ON e.board = :board AND e.time_window = :window{where}
-             AND {rank} BETWEEN me.r - :n AND me.r + :n
+            CROSS JOIN LATERAL (
+                -- the LIMIT tells the planner how few rows this is (the rank is unknown
+                -- at plan time): an index scan, never a parallel bitmap scan
+                SELECT {rank} AS rank, e.account_id, e.platform, e.score, e.battles
+                FROM leaderboard_entries e
+                WHERE e.board = :board AND e.time_window = :window{where}
+                  AND {rank} >= me.r - :n AND {rank} <= me.r + :n
+                ORDER BY {rank}
+                LIMIT :size
+            ) e
             LEFT JOIN players p ON p.account_id = e.account_id
-            ORDER BY {rank}
+            ORDER BY e.rank
             """
         ),
         {"board": board, "window": window, "platform": platform, "account_id": account_id,
-         "n": n},
+         "n": n, "size": 2 * n + 1},
     ).all()
     if not rows:
         raise UnknownPlayer(
