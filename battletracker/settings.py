@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .models import PS_THRESHOLD
+
 __all__ = [
     "ApiKey",
     "IdRange",
@@ -120,7 +122,9 @@ class Settings:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             text = _to_text(value)
-            out[f.name] = _mask_url(text) if HIDDEN.search(f.name) else text
+            # any URL may carry a password (``https://user:pw@es:9200``), not only those named
+            hide = HIDDEN.search(f.name) or "://" in text
+            out[f.name] = _mask_url(text) if hide else text
         return out
 
     def __repr__(self) -> str:
@@ -231,6 +235,12 @@ def _validate(s: Settings) -> None:
         r = getattr(s, name)
         need(0 < r.min_id <= r.max_id, f"{name}: {r} must have 0 < min <= max")
     need(s.xbox_range.max_id < s.ps_range.min_id, "xbox_range and ps_range must not overlap")
+    # ids decide the platform (models.platform_of): a range across the line would label
+    # its chunks wrongly and every result for them would be rejected
+    need(s.xbox_range.max_id < PS_THRESHOLD,
+         f"xbox_range: {s.xbox_range} must stay below {PS_THRESHOLD} (PlayStation ids)")
+    need(s.ps_range.min_id >= PS_THRESHOLD,
+         f"ps_range: {s.ps_range} must start at or above {PS_THRESHOLD}")
     for k in s.wg_keys:
         need(0 < k.rps <= 1000, f"wg_keys: rate {k.rps} of a key must be in (0, 1000]")
     need(s.wg_api_url.startswith(("http://", "https://")),
@@ -302,7 +312,8 @@ def _mask(text: str) -> str:
 
 def _mask_url(text: str) -> str:
     if "://" in text:
-        return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", text)
+        # up to the last "@": SQLAlchemy and kombu read "u:p@ss@host" as password "p@ss"
+        return re.sub(r"(//[^:/@]*:).*@", r"\1***@", text)
     return "***" if text and text not in ("()", "None") else text
 
 
