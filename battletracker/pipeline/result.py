@@ -152,7 +152,7 @@ def validate_result(raw: object) -> FetchResult:
     unknown = set(raw) - _KEYS
     if unknown:
         raise InvalidResult(f"result: unknown keys {sorted(unknown)[:5]}")
-    if raw.get("v") != RESULT_VERSION:
+    if not _is_int(raw.get("v")) or raw.get("v") != RESULT_VERSION:  # true == 1.0 == 1
         raise InvalidResult(f"result: version {raw.get('v')!r} is not {RESULT_VERSION}")
     spec = ChunkSpec.from_message(raw)
     if raw.get("columns") != list(COLUMNS):
