@@ -305,6 +305,12 @@ def materialise_window(
     """
     window_bounds(window, as_of)  # validates the window
     results: list[BuildResult] = []
+    # A new board's parent partition, in its own short transaction: creating it locks
+    # leaderboard_entries exclusively, which must not last for a whole build.
+    with conn.begin():
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+        for scorer in scorers:
+            _ensure_board_parent(conn, scorer.name)
     with conn.begin():
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
         conn.execute(text("SELECT set_config('work_mem', :m, true)"), {"m": work_mem})
@@ -328,7 +334,6 @@ def materialise_window(
         built: list[tuple[LeaderboardScorer, str, str, float]] = []
         for scorer in todo:
             t0 = time.perf_counter()
-            _ensure_board_parent(conn, scorer.name)
             new, method = _build(conn, scorer, window, source, as_of)
             built.append((scorer, new, method, time.perf_counter() - t0))
         # Swap every board of the window at the end, so the exclusive locks the swap
