@@ -1,0 +1,355 @@
+"""store_result and mark_rejected on real PostgreSQL: once-only, all-or-nothing, the counter.
+
+One database for the module; every test records its own cycle (its own date), so tests
+never see each other's chunks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text
+
+from battletracker.db import engine_for, session_scope, sessionmaker_for
+from battletracker.models import COUNTERS, Chunk, ChunkStatus, Cycle, CycleStatus
+from battletracker.pipeline.coordinator import create_cycle
+from battletracker.pipeline.result import COLUMNS, RESULT_VERSION, InvalidResult
+from battletracker.pipeline.store import StoreOutcome, mark_rejected, store_result
+from battletracker.settings import IdRange, Settings
+
+pytestmark = pytest.mark.integration
+
+XBOX = IdRange(5_000, 5_299)  # 3 chunks of 100
+PS = IdRange(1_073_740_000, 1_073_740_199)  # 2 chunks of 100
+_dates = (dt.date(2030, 1, 1) + dt.timedelta(days=i) for i in itertools.count())
+
+
+@pytest.fixture(scope="module")
+def db(module_db_settings: Settings) -> Settings:
+    return module_db_settings.replace(xbox_range=XBOX, ps_range=PS, chunk_size=100)
+
+
+@pytest.fixture
+def cycle(db: Settings) -> Iterator[tuple[int, list[Chunk]]]:
+    """A fresh cycle of 5 pending chunks: (cycle id, chunks in id order)."""
+    with session_scope(db) as s:
+        start = create_cycle(s, db, next(_dates))
+    yield start.cycle_id, chunks_of(db, start.cycle_id)
+
+
+def chunks_of(db: Settings, cycle_id: int) -> list[Chunk]:
+    with session_scope(db) as s:
+        return list(
+            s.execute(select(Chunk).where(Chunk.cycle_id == cycle_id).order_by(Chunk.id)).scalars()
+        )
+
+
+def cycle_row(db: Settings, cycle_id: int) -> Cycle:
+    with session_scope(db) as s:
+        c = s.get(Cycle, cycle_id)
+        assert c is not None
+        return c
+
+
+def staged(db: Settings, cycle_id: int) -> list[tuple[Any, ...]]:
+    with engine_for(db).connect() as conn:
+        return [tuple(r) for r in conn.execute(
+            text(f"SELECT {', '.join(COLUMNS)} FROM staged_accounts WHERE cycle_id = :c "
+                 "ORDER BY account_id"), {"c": cycle_id})]  # fmt: skip
+
+
+def result_for(chunk: Chunk, every: int = 3, **edit: Any) -> dict[str, Any]:
+    """A valid result for ``chunk``: an account on every ``every``-th id."""
+    rows = [
+        [i, f"tanker{i}", 1_500_000_000, 1_700_000_000 + i,
+         *(i % 997 + k for k in range(len(COUNTERS)))]
+        for i in range(chunk.first_id, chunk.last_id + 1, every)
+    ]  # fmt: skip
+    msg = {
+        "v": RESULT_VERSION, "cycle_id": chunk.cycle_id, "chunk_id": chunk.id,
+        "platform": chunk.platform.value, "first_id": chunk.first_id, "last_id": chunk.last_id,
+        "columns": list(COLUMNS), "rows": rows,
+        "empty": chunk.last_id - chunk.first_id + 1 - len(rows),
+        "node": "vol-1", "seconds": 2.5,
+    }  # fmt: skip
+    msg.update(edit)
+    return msg
+
+
+def store(db: Settings, raw: object) -> Any:
+    with session_scope(db) as s:
+        return store_result(s, raw)
+
+
+# -- the happy path ------------------------------------------------------------------------
+
+
+def test_store_writes_staging_marks_chunk_and_counts(db: Settings, cycle: Any) -> None:
+    cid, chunks = cycle
+    msg = result_for(chunks[0])
+    report = store(db, msg)
+    assert report.outcome == StoreOutcome.stored
+    assert (report.chunk_id, report.cycle_id, report.accounts) == (chunks[0].id, cid, 34)
+    assert report.cycle_complete is False
+    assert staged(db, cid) == [tuple(r) for r in msg["rows"]]
+    chunk = chunks_of(db, cid)[0]
+    assert chunk.status == ChunkStatus.stored
+    assert (chunk.accounts, chunk.node, chunk.fetch_seconds) == (34, "vol-1", 2.5)
+    assert chunk.stored_at is not None
+    c = cycle_row(db, cid)
+    assert (c.chunks_stored, c.chunks_total, c.accounts) == (1, 5, 34)
+    assert c.status == CycleStatus.fetching
+
+
+def test_nicknames_with_copy_special_characters_survive(db: Settings, cycle: Any) -> None:
+    cid, chunks = cycle
+    msg = result_for(chunks[1], every=50)
+    msg["rows"][0][1] = "back\\slash \\N"
+    msg["rows"][1][1] = "Ünïcödé 名前"
+    store(db, msg)
+    assert [r[1] for r in staged(db, cid)] == ["back\\slash \\N", "Ünïcödé 名前"]
+
+
+def test_an_empty_chunk_is_stored(db: Settings, cycle: Any) -> None:
+    cid, chunks = cycle
+    report = store(db, result_for(chunks[4], rows=[], empty=100))
+    assert (report.outcome, report.accounts) == (StoreOutcome.stored, 0)
+    assert chunks_of(db, cid)[4].status == ChunkStatus.stored
+    assert cycle_row(db, cid).chunks_stored == 1
+
+
+# -- idempotence ---------------------------------------------------------------------------
+
+
+def test_same_result_twice_is_stored_once(db: Settings, cycle: Any) -> None:
+    cid, chunks = cycle
+    msg = result_for(chunks[2])
+    first, second = store(db, msg), store(db, msg)
+    assert first.outcome == StoreOutcome.stored
+    assert second.outcome == StoreOutcome.duplicate
+    assert second.accounts == 0 and second.cycle_complete is False
+    assert len(staged(db, cid)) == len(msg["rows"])
+    c = cycle_row(db, cid)
+    assert (c.chunks_stored, c.accounts) == (1, len(msg["rows"]))
+
+
+def test_a_different_result_for_a_stored_chunk_is_ignored(db: Settings, cycle: Any) -> None:
+    cid, chunks = cycle
+    store(db, result_for(chunks[0], every=3))
+    before = staged(db, cid)
+    assert store(db, result_for(chunks[0], every=2)).outcome == StoreOutcome.duplicate
+    assert staged(db, cid) == before
+
+
+def test_concurrent_stores_of_one_result_store_it_once(db: Settings, cycle: Any) -> None:
+    """A holds the chunk's lock until B is seen waiting on it; then B must find it stored."""
+    cid, chunks = cycle
+    msg = result_for(chunks[3])
+    outcomes: dict[str, StoreOutcome] = {}
+    errors: list[BaseException] = []
+    a_stored = threading.Event()
+
+    def a() -> None:
+        try:
+            with sessionmaker_for(db).begin() as s:
+                outcomes["a"] = store_result(s, msg).outcome
+                a_stored.set()
+                _wait_for_lock_waiter(db)
+        except BaseException as exc:
+            errors.append(exc)
+            a_stored.set()
+
+    def b() -> None:
+        a_stored.wait(10)
+        try:
+            with sessionmaker_for(db).begin() as s:
+                outcomes["b"] = store_result(s, msg).outcome
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors
+    assert outcomes == {"a": StoreOutcome.stored, "b": StoreOutcome.duplicate}
+    assert len(staged(db, cid)) == len(msg["rows"])
+    assert cycle_row(db, cid).chunks_stored == 1
+
+
+def test_many_concurrent_deliveries_store_once(db: Settings, cycle: Any) -> None:
+    cid, chunks = cycle
+    msg = result_for(chunks[1])
+    barrier = threading.Barrier(6)
+    outcomes: list[StoreOutcome] = []
+
+    def deliver() -> None:
+        barrier.wait(10)
+        outcomes.append(store(db, msg).outcome)
+
+    threads = [threading.Thread(target=deliver) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(outcomes) == [StoreOutcome.duplicate] * 5 + [StoreOutcome.stored]
+    assert len(staged(db, cid)) == len(msg["rows"])
+    assert cycle_row(db, cid).chunks_stored == 1
+
+
+def _wait_for_lock_waiter(db: Settings, timeout: float = 10) -> None:
+    """Block until another backend of this database waits for a lock."""
+    deadline = time.monotonic() + timeout
+    with engine_for(db).connect() as conn:
+        while time.monotonic() < deadline:
+            waiting = conn.execute(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'"
+            )).scalar_one()  # fmt: skip
+            if waiting:
+                return
+            conn.rollback()
+            time.sleep(0.02)
+    raise TimeoutError("the second store never waited for the chunk lock")
+
+
+# -- results that do not match their chunk -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("edit", "why"),
+    [
+        (lambda m, other: {"chunk_id": 2**30}, "does not exist"),
+        (lambda m, other: {"cycle_id": m["cycle_id"] + 10_000}, "span differ"),
+        # the span of another chunk of the same cycle under this chunk's id
+        (lambda m, other: {"chunk_id": other.id}, "span differ"),
+    ],
+)
+def test_result_for_the_wrong_chunk_is_invalid_and_stores_nothing(
+    db: Settings, cycle: Any, edit: Any, why: str
+) -> None:
+    cid, chunks = cycle
+    msg = result_for(chunks[0])
+    msg.update(edit(msg, chunks[1]))
+    with pytest.raises(InvalidResult, match=why):
+        store(db, msg)
+    assert staged(db, cid) == []
+    assert {c.status for c in chunks_of(db, cid)} == {ChunkStatus.pending}
+    c = cycle_row(db, cid)
+    assert (c.chunks_stored, c.accounts) == (0, 0)
+
+
+def test_a_narrower_span_is_invalid(db: Settings, cycle: Any) -> None:
+    cid, chunks = cycle
+    ch = chunks[0]
+    msg = result_for(ch, every=1, last_id=ch.last_id - 50)
+    msg["rows"] = msg["rows"][:50]
+    msg["empty"] = 0
+    with pytest.raises(InvalidResult, match="span differ"):
+        store(db, msg)
+    assert staged(db, cid) == []
+
+
+def test_invalid_content_stores_nothing(db: Settings, cycle: Any) -> None:
+    cid, chunks = cycle
+    msg = result_for(chunks[0])
+    msg["rows"][-1][4] = -5
+    with pytest.raises(InvalidResult, match="counter battles"):
+        store(db, msg)
+    assert staged(db, cid) == []
+    assert cycle_row(db, cid).chunks_stored == 0
+
+
+# -- rejection -----------------------------------------------------------------------------
+
+
+def test_mark_rejected_flags_an_unstored_chunk(db: Settings, cycle: Any) -> None:
+    cid, chunks = cycle
+    with session_scope(db) as s:
+        report = mark_rejected(s, result_for(chunks[2]), "counter battles = -5")
+    assert (report.outcome, report.chunk_id, report.cycle_id) == (
+        StoreOutcome.rejected, chunks[2].id, cid)  # fmt: skip
+    chunk = chunks_of(db, cid)[2]
+    assert chunk.status == ChunkStatus.rejected
+    assert chunk.error is not None and "counter battles = -5" in chunk.error
+    assert cycle_row(db, cid).rejected_results == 1
+    # a good result afterwards is stored normally
+    assert store(db, result_for(chunks[2])).outcome == StoreOutcome.stored
+    chunk = chunks_of(db, cid)[2]
+    assert (chunk.status, chunk.error) == (ChunkStatus.stored, None)
+
+
+def test_mark_rejected_never_touches_a_stored_chunk(db: Settings, cycle: Any) -> None:
+    cid, chunks = cycle
+    msg = result_for(chunks[0])
+    store(db, msg)
+    before = chunks_of(db, cid)[0]
+    with session_scope(db) as s:
+        mark_rejected(s, msg, "a late bad copy")
+    after = chunks_of(db, cid)[0]
+    assert (after.status, after.error, after.accounts, after.stored_at) == (
+        before.status, before.error, before.accounts, before.stored_at)  # fmt: skip
+    assert len(staged(db, cid)) == len(msg["rows"])
+    c = cycle_row(db, cid)
+    assert (c.chunks_stored, c.rejected_results) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    "raw", [None, "junk", {"chunk_id": "1"}, {"chunk_id": True}, {"chunk_id": -1},
+            {"chunk_id": 2**40}, {"chunk_id": 2**30}],
+)  # fmt: skip
+def test_mark_rejected_of_garbage_changes_nothing(db: Settings, cycle: Any, raw: object) -> None:
+    cid, _ = cycle
+    with session_scope(db) as s:
+        report = mark_rejected(s, raw, "garbage")
+    assert report.outcome == StoreOutcome.rejected and report.chunk_id is None
+    assert {c.status for c in chunks_of(db, cid)} == {ChunkStatus.pending}
+    assert cycle_row(db, cid).rejected_results == 0
+
+
+# -- completion ----------------------------------------------------------------------------
+
+
+def test_last_store_completes_the_cycle_exactly_once(db: Settings, cycle: Any) -> None:
+    cid, chunks = cycle
+    reports = [store(db, result_for(ch)) for ch in reversed(chunks)]
+    assert [r.cycle_complete for r in reports] == [False] * 4 + [True]
+    c = cycle_row(db, cid)
+    assert c.status == CycleStatus.diffing
+    assert (c.chunks_stored, c.chunks_total) == (5, 5)
+    assert c.fetched_at is not None
+    changed_at = c.status_changed_at
+    # a redelivery afterwards completes nothing and moves nothing
+    again = store(db, result_for(chunks[0]))
+    assert (again.outcome, again.cycle_complete) == (StoreOutcome.duplicate, False)
+    c = cycle_row(db, cid)
+    assert (c.status, c.chunks_stored, c.status_changed_at) == (
+        CycleStatus.diffing, 5, changed_at)  # fmt: skip
+
+
+def test_concurrent_last_stores_complete_once(db: Settings, cycle: Any) -> None:
+    """The final chunks stored in parallel: exactly one store sees the cycle complete."""
+    cid, chunks = cycle
+    for ch in chunks[:2]:
+        store(db, result_for(ch))
+    barrier = threading.Barrier(3)
+    reports: list[Any] = []
+
+    def deliver(ch: Chunk) -> None:
+        barrier.wait(10)
+        reports.append(store(db, result_for(ch)))
+
+    threads = [threading.Thread(target=deliver, args=(ch,)) for ch in chunks[2:]]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(r.cycle_complete for r in reports) == [False, False, True]
+    assert cycle_row(db, cid).status == CycleStatus.diffing
