@@ -49,22 +49,28 @@ def board(
     window: Window = "all",
     platform: PlatformParam = "all",
     page: Annotated[int, Query(ge=1, le=200_000)] = 1,
-    account_id: Annotated[int | None, Query(ge=1, le=MAX_ACCOUNT_ID)] = None,
+    account_id: Annotated[str, Query(max_length=20, pattern=r"^\s*\d*\s*$")] = "",
 ) -> Response:
-    """A board page with window/platform selectors, pagination and "find a player"."""
+    """A board page with window/platform selectors, pagination and "find a player".
+
+    ``account_id`` is text because the form sends it empty when no one is looked up.
+    """
+    wanted = int(account_id) if account_id.strip() else None
+    if wanted is not None and not 1 <= wanted <= MAX_ACCOUNT_ID:
+        wanted = None
     info = queries.board_info(board)
     result = queries.top(session, board, window, platform,
                          offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)
     pages = max((result.total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
     me = get_identity(request)
-    focus = account_id if account_id is not None else me.account_id
+    focus = wanted if wanted is not None else me.account_id
     around: list[Any] = []
     not_ranked = False
     if focus is not None:
         try:
             around = queries.around(session, board, window, platform, focus, n=5)
         except UnknownPlayer:
-            not_ranked = account_id is not None
+            not_ranked = wanted is not None
     return render(request, "board.html", {
         "board": info, "window": window, "platform": platform, "page": page,
         "pages": pages, "result": result, "windows": WINDOWS, "platforms": PLATFORMS,

@@ -105,8 +105,9 @@
     var nx = Math.min(6, Math.max(2, Math.floor((f.width - m.left) / 90)));
     for (var i = 0; i < nx; i++) {
       var xv = xMin + (xMax - xMin) * i / (nx - 1);
+      var anchor = i === 0 ? "start" : i === nx - 1 ? "end" : "middle";
       text(f.svg, sx(xv), f.height - m.bottom + 16, xLabel(xv, isDate),
-           { "text-anchor": "middle", "class": "bt-tick" });
+           { "text-anchor": anchor, "class": "bt-tick" });
     }
     series.forEach(function (s, idx) {
       var color = COLORS[idx % COLORS.length];
