@@ -44,7 +44,9 @@ def create_app(settings: Settings, *, extra_collectors: Iterable[Collector] = ()
         title="battletracker",
         version="1",
         description=DESCRIPTION,
-        docs_url="/api/docs",
+        # FastAPI's Swagger UI and ReDoc pages load their scripts from a CDN: off, so that
+        # nothing the app serves needs the internet. The schema is at /openapi.json.
+        docs_url=None,
         redoc_url=None,
     )
     sessions = sessionmaker_for(settings)

@@ -16,9 +16,11 @@ __all__ = [
     "DbSession",
     "LoginRequired",
     "OperatorRequired",
+    "Reader",
     "State",
     "get_identity",
     "get_session",
+    "operator",
     "reader",
     "state_of",
 ]
