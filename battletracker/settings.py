@@ -92,6 +92,8 @@ class Settings:
     #: Requests kept in flight by one fetch task (0: derived from the rate).
     fetch_concurrency: int = 0
     request_timeout: float = 10.0
+    #: Each worker process serves Prometheus metrics on this port + its index (0: off).
+    worker_metrics_port: int = 0
     #: Web app.
     web_host: str = "127.0.0.1"
     web_port: int = 8000
@@ -255,6 +257,7 @@ def _validate(s: Settings) -> None:
     need(0 <= s.fetch_concurrency <= 64, "fetch_concurrency: must be between 0 and 64")
     need(0 < s.request_timeout <= 120, "request_timeout: must be in (0, 120]")
     need(0 < s.web_port < 65536, "web_port: must be a TCP port")
+    need(0 <= s.worker_metrics_port < 65000, "worker_metrics_port: must be a TCP port or 0")
     need(s.session_max_age > 0, "session_max_age: must be > 0")
     if s.elasticsearch_url is not None:
         need(s.elasticsearch_url.startswith(("http://", "https://")),

@@ -21,13 +21,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from celery.exceptions import Reject
+from celery.signals import worker_process_init
 from sqlalchemy.exc import OperationalError
 
-from ..app import PipelineTask, app, current_settings
+from ..app import QUEUES, PipelineTask, app, current_settings
 from ..db import session_scope
 from ..models import Chunk, ChunkStatus, CycleStatus
 from ..settings import Settings
 from ..wargaming.errors import KeyUnusable, MethodDisabled, RequestBug, WargamingError
+from . import metrics
 from .coordinator import create_cycle, cycle_date_for, dispatch_chunks
 from .diffs import compute_diffs as compute_diffs_stage
 from .export import ExportError
@@ -119,6 +121,7 @@ def fetch_range(self: PipelineTask, chunk: dict[str, Any]) -> dict[str, Any]:
             chunk_failed.delay(spec.to_message(), str(exc), retryable=True)
             raise
         raise self.retry(exc=exc, countdown=30 * 2**self.request.retries) from exc
+    metrics.record_fetch(result)
     return result
 
 
@@ -151,12 +154,15 @@ def store_results(result: object) -> str:
     """Validate and store a fetch result; the store that completes a cycle sends the diffs."""
     settings = current_settings()
     try:
-        with session_scope(settings) as session:
+        with metrics.STORE_SECONDS.time(), session_scope(settings) as session:
             report = store_result(session, result)
     except InvalidResult as exc:
         with session_scope(settings) as session:
             mark_rejected(session, result, str(exc))
+        metrics.RESULTS.labels("rejected").inc()
         return StoreOutcome.rejected.value
+    metrics.RESULTS.labels(report.outcome.value).inc()
+    metrics.STORE_ROWS.inc(report.accounts)
     if report.cycle_complete:
         log.info("cycle %s: last chunk stored, computing diffs", report.cycle_id)
         compute_diffs.delay(report.cycle_id)
@@ -236,8 +242,20 @@ def _fetch_queue_ready() -> int | None:
     """Messages waiting in the fetch queue, or None if the broker cannot tell."""
     try:
         with app.connection_for_write() as conn:
-            _, ready, _ = conn.default_channel.queue_declare(queue="fetch", passive=True)
-            return int(ready)
+            for queue in QUEUES:
+                _, ready, _ = conn.default_channel.queue_declare(queue=queue, passive=True)
+                metrics.QUEUE_MESSAGES.labels(queue).set(ready)
+                if queue == "fetch":
+                    fetch_ready = int(ready)
+            return fetch_ready
     except Exception as exc:  # the reaper must not die of a broker hiccup
-        log.warning("cannot read the fetch queue depth: %s", exc)
+        log.warning("cannot read the queue depths: %s", exc)
         return None
+
+
+@worker_process_init.connect
+def _serve_metrics(**_: object) -> None:
+    from billiard.process import current_process
+
+    index = getattr(current_process(), "index", 0) or 0
+    metrics.serve_worker_metrics(current_settings().worker_metrics_port, index)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import uvicorn
 
+from ..pipeline.queues import QueueDepthCollector
 from ..settings import Settings
 from .app import create_app
 
@@ -15,7 +16,8 @@ __all__ = ["ServerHandle", "serve", "serve_in_thread"]
 
 
 def _config(settings: Settings, host: str, port: int, **kwargs: object) -> uvicorn.Config:
-    return uvicorn.Config(create_app(settings), host=host, port=port,
+    app = create_app(settings, extra_collectors=[QueueDepthCollector(settings)])
+    return uvicorn.Config(app, host=host, port=port,
                           proxy_headers=True, server_header=False, **kwargs)  # type: ignore[arg-type]
 
 

@@ -8,10 +8,12 @@ start`` starts each night; the simulator serves the API over loopback HTTP.
 from __future__ import annotations
 
 import datetime as dt
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import text
 
@@ -32,6 +34,16 @@ XBOX_RANGE = (XBOX_MIN, XBOX_MIN + XBOX_IDS - 1)
 PS_RANGE = (PS_MIN, PS_MIN + PS_IDS + 5 * STEP)
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+#: fetch worker, server worker (its two pool processes serve on port + 0 and + 1)
+METRICS_PORTS = (_free_port(), _free_port())
+
+
 @pytest.fixture(scope="module")
 def night_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     population = Population(seed=11, xbox_ids=XBOX_IDS, ps_ids=PS_IDS, new_per_day=NEW_PER_DAY)
@@ -49,6 +61,7 @@ def night_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
             "BATTLETRACKER_WG_KEYS": "vol-key:150",
             # a volunteer has no database: point it nowhere to prove it never needs one
             "BATTLETRACKER_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+            "BATTLETRACKER_WORKER_METRICS_PORT": str(METRICS_PORTS[0]),
         }
         server = {
             **common,
@@ -58,6 +71,7 @@ def night_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
             "BATTLETRACKER_PS_RANGE": "{}-{}".format(*PS_RANGE),
             "BATTLETRACKER_GROWTH_MARGIN": str(MARGIN),
             "BATTLETRACKER_GROWTH_STEP": str(STEP),
+            "BATTLETRACKER_WORKER_METRICS_PORT": str(METRICS_PORTS[1]),
         }
         workers = [
             Worker("fetch", "fetch", volunteer, logs / "fetch.log"),
@@ -187,3 +201,32 @@ def test_volunteer_worker_never_opened_the_database(night_env: dict[str, Any]) -
     log = Path(night_env["logs"] / "fetch.log").read_text()
     assert "battletracker.fetch_range" in log and "succeeded" in log
     assert "OperationalError" not in log and "nobody@" not in log
+
+
+def _scrape(port: int) -> dict[str, float]:
+    """Sample name (with labels) -> value from a worker's /metrics."""
+    body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    out = {}
+    for line in body.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
+def test_workers_serve_prometheus_metrics(night_env: dict[str, Any]) -> None:
+    with engine_for(night_env["db"]).connect() as conn:
+        accounts = conn.execute(text("SELECT sum(accounts) FROM cycles")).scalar_one()
+        ids = conn.execute(text("SELECT sum(ids_total) FROM cycles")).scalar_one()
+    fetch = _scrape(METRICS_PORTS[0])  # the fetch worker's one pool process, index 0
+    assert fetch["battletracker_accounts_fetched_total"] == accounts
+    assert fetch["battletracker_ids_fetched_total"] == ids
+    assert fetch['battletracker_api_requests_total{outcome="ok"}'] >= ids / 100
+    assert fetch['battletracker_api_requests_total{outcome="limit_exceeded"}'] == 0
+    assert fetch["battletracker_chunk_fetch_seconds_count"] > 0
+    server: dict[str, float] = {}
+    for port in (METRICS_PORTS[1], METRICS_PORTS[1] + 1):
+        for name, value in _scrape(port).items():
+            server[name] = server.get(name, 0) + value
+    assert server["battletracker_store_rows_total"] == accounts
+    assert server['battletracker_results_total{outcome="stored"}'] > 0

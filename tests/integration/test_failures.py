@@ -15,6 +15,7 @@ import pytest
 
 from battletracker.app import app, configure
 from battletracker.pipeline.fetch import KeySlot, fetch_chunk
+from battletracker.pipeline.queues import QueueDepthCollector, queue_depths
 from battletracker.pipeline.result import ChunkSpec
 from battletracker.settings import Settings, load_settings
 from battletracker.testing.databases import temporary_database
@@ -127,9 +128,15 @@ def test_two_beats_start_one_cycle(rig: Rig) -> None:
     assert rig.query("SELECT count(*) FROM cycles")[0][0] == 1
     chunks = rig.query("SELECT count(*), count(DISTINCT (platform, first_id)) FROM chunks")[0]
     assert chunks[0] == chunks[1] == 2 * IDS // 300
-    with app.connection_for_write() as conn:
-        _, ready, _ = conn.default_channel.queue_declare(queue="fetch", passive=True)
+    ready, consumers = queue_depths(rig.broker)["fetch"]
     assert ready == chunks[0], "each chunk published exactly once"
+    assert consumers == 0
+    scraped = {m.name: m for m in QueueDepthCollector(load_settings(
+        environ={"BATTLETRACKER_BROKER_URL": rig.broker})).collect()}  # fmt: skip
+    assert scraped["battletracker_broker_up"].samples[0].value == 1
+    fetch_sample = [x for x in scraped["battletracker_queue_ready"].samples
+                    if x.labels == {"queue": "fetch"}]  # fmt: skip
+    assert fetch_sample[0].value == chunks[0]
     rig.worker("fetch", "fetch", rig.volunteer_env)
     rig.wait_done()
     rig.assert_players_match_truth(1)
