@@ -35,7 +35,10 @@ class TokenBucket:
 
     After a limit error the rate drops by ``backoff`` (not below ``min_share`` of the
     configured rate), and every ``recover_after`` successes it climbs 5 % back toward it:
-    another node sharing the key may have been the cause, so recovery is slow.
+    another node sharing the key may have been the cause, so recovery is slow. The rate
+    drops at most once per ``calm`` seconds: the requests already in flight when the key
+    went over are refused too, and one overload must not count once per such request
+    (with 9 in flight it would take a 20 rps key down to its floor at once).
     """
 
     def __init__(
@@ -45,6 +48,7 @@ class TokenBucket:
         backoff: float = 0.8,
         min_share: float = 0.2,
         recover_after: int = 200,
+        calm: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] = asyncio.sleep,
     ) -> None:
@@ -55,6 +59,8 @@ class TokenBucket:
         self._backoff = backoff
         self._floor = rate * min_share
         self._recover_after = recover_after
+        self._calm = calm
+        self._calm_until = float("-inf")
         self._clock = clock
         self._sleep = sleep
         self._next = 0.0
@@ -82,9 +88,13 @@ class TokenBucket:
     def slow_down(self) -> None:
         self.slowdowns += 1
         self._streak = 0
+        now = self._clock()
+        if now < self._calm_until:
+            return  # the same overload, answered to a request sent before the last drop
+        self._calm_until = now + self._calm
         self.rate = max(self._floor, self.rate * self._backoff)
         # leave a gap: the requests already in flight count against this second too
-        self._next = max(self._next, self._clock()) + 1.0 / self.rate
+        self._next = max(self._next, now) + 1.0 / self.rate
 
     def succeeded(self) -> None:
         if self.rate >= self.configured:

@@ -1,0 +1,205 @@
+"""TokenBucket pacing, slow-down and recovery, on a fake clock; NoLimit never waits."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from battletracker.wargaming.ratelimit import NoLimit, RateLimiter, TokenBucket
+
+
+class FakeTime:
+    """A clock that moves only when the bucket sleeps; records each sleep."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)  # let other acquirers queue, as a real sleep would
+
+
+def bucket(
+    rate: float,
+    fake: FakeTime,
+    *,
+    backoff: float = 0.8,
+    min_share: float = 0.2,
+    recover_after: int = 200,
+    calm: float = 1.0,
+) -> TokenBucket:
+    return TokenBucket(
+        rate,
+        backoff=backoff,
+        min_share=min_share,
+        recover_after=recover_after,
+        calm=calm,
+        clock=fake.clock,
+        sleep=fake.sleep,
+    )
+
+
+def acquire_times(limiter: TokenBucket, fake: FakeTime, n: int, *, parallel: bool) -> list[float]:
+    """When each of ``n`` acquires returned, by the fake clock."""
+    stamps: list[float] = []
+
+    async def one() -> None:
+        await limiter.acquire()
+        stamps.append(fake.now)
+
+    async def go() -> None:
+        if parallel:
+            await asyncio.gather(*(one() for _ in range(n)))
+        else:
+            for _ in range(n):
+                await one()
+
+    asyncio.run(go())
+    return stamps
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize(("rate", "n"), [(20.0, 41), (10.0, 10), (3.0, 2), (50.0, 1)])
+def test_n_acquires_take_n_minus_one_over_rate(rate: float, n: int, parallel: bool) -> None:
+    fake = FakeTime()
+    stamps = acquire_times(bucket(rate, fake), fake, n, parallel=parallel)
+    assert stamps[-1] - 1000.0 == pytest.approx((n - 1) / rate)
+    # evenly spaced, no burst: the first goes at once, then one every 1/rate
+    assert stamps == pytest.approx([1000.0 + i / rate for i in range(n)])
+
+
+def test_idle_time_is_not_saved_up_as_a_burst() -> None:
+    fake = FakeTime()
+    limiter = bucket(10.0, fake)
+    acquire_times(limiter, fake, 3, parallel=False)
+    fake.now += 60.0  # a minute without requests
+    start = fake.now
+    stamps = acquire_times(limiter, fake, 5, parallel=True)
+    assert stamps == pytest.approx([start + i / 10 for i in range(5)])
+
+
+def test_real_clock_paces_too() -> None:
+    limiter = TokenBucket(50.0)
+    started = time.monotonic()
+    asyncio.run(_acquire_many(limiter, 11))
+    assert time.monotonic() - started == pytest.approx(10 / 50, abs=0.08)
+
+
+async def _acquire_many(limiter: RateLimiter, n: int) -> None:
+    await asyncio.gather(*(limiter.acquire() for _ in range(n)))
+
+
+def test_slow_down_lowers_the_rate_to_the_floor_and_no_further() -> None:
+    fake = FakeTime()
+    limiter = bucket(20.0, fake, backoff=0.5, min_share=0.2)
+    rates = []
+    for _ in range(5):
+        limiter.slow_down()
+        rates.append(limiter.rate)
+        fake.now += 1.0  # a new overload each second
+    assert rates == pytest.approx([10.0, 5.0, 4.0, 4.0, 4.0])
+    assert limiter.slowdowns == 5
+    assert limiter.configured == 20.0
+
+
+def test_one_overload_lowers_the_rate_once() -> None:
+    """The requests in flight when the key went over are all refused: one drop, not nine."""
+    fake = FakeTime()
+    limiter = bucket(20.0, fake, backoff=0.8, calm=1.0)
+    for _ in range(9):
+        limiter.slow_down()
+        fake.now += 0.05  # their answers arrive over the next half second
+    assert limiter.rate == pytest.approx(16.0)
+    assert limiter.slowdowns == 9  # every limit error is still counted
+    fake.now = 1001.0  # a second after the first drop: a new overload counts again
+    limiter.slow_down()
+    assert limiter.rate == pytest.approx(12.8)
+
+
+def test_pacing_follows_the_lowered_rate_after_a_gap() -> None:
+    fake = FakeTime()
+    limiter = bucket(20.0, fake, backoff=0.5)
+    acquire_times(limiter, fake, 1, parallel=False)  # next slot at +0.05
+    limiter.slow_down()  # 10/s, and a gap of one new interval on top
+    stamps = acquire_times(limiter, fake, 3, parallel=True)
+    assert stamps == pytest.approx([1000.15, 1000.25, 1000.35])
+
+
+def test_recovery_after_successes_up_to_the_configured_rate() -> None:
+    fake = FakeTime()
+    limiter = bucket(20.0, fake, backoff=0.5, recover_after=10)
+    limiter.slow_down()
+    assert limiter.rate == pytest.approx(10.0)
+    for _ in range(9):
+        limiter.succeeded()
+    assert limiter.rate == pytest.approx(10.0)  # not yet
+    limiter.succeeded()
+    assert limiter.rate == pytest.approx(10.5)  # +5 %
+    for _ in range(10 * 30):
+        limiter.succeeded()
+    assert limiter.rate == pytest.approx(20.0)  # capped at the configured rate
+
+
+def test_a_limit_error_resets_the_success_streak() -> None:
+    fake = FakeTime()
+    limiter = bucket(20.0, fake, backoff=0.5, recover_after=10)
+    limiter.slow_down()
+    for _ in range(9):
+        limiter.succeeded()
+    fake.now += 1.0
+    limiter.slow_down()  # 5/s, streak back to 0
+    for _ in range(9):
+        limiter.succeeded()
+    assert limiter.rate == pytest.approx(5.0)
+    limiter.succeeded()
+    assert limiter.rate == pytest.approx(5.25)
+
+
+def test_successes_at_full_rate_change_nothing() -> None:
+    fake = FakeTime()
+    limiter = bucket(20.0, fake, recover_after=1)
+    for _ in range(50):
+        limiter.succeeded()
+    assert limiter.rate == 20.0
+
+
+def test_works_across_two_event_loops_and_keeps_its_rate() -> None:
+    """A Celery fetch task runs ``asyncio.run`` once per chunk with the same bucket."""
+    fake = FakeTime()
+    limiter = bucket(20.0, fake, backoff=0.5)
+    first = acquire_times(limiter, fake, 4, parallel=True)
+    limiter.slow_down()
+    second = acquire_times(limiter, fake, 4, parallel=True)  # a new loop: no lock error
+    assert first == pytest.approx([1000.0, 1000.05, 1000.1, 1000.15])
+    # after the slow-down: a gap of 0.1, then one every 0.1
+    assert second == pytest.approx([1000.3, 1000.4, 1000.5, 1000.6])
+
+
+def test_real_bucket_in_two_loops_with_contention() -> None:
+    """With real asyncio.sleep, a lock bound to the first loop would fail in the second."""
+    limiter = TokenBucket(200.0)
+    for _ in range(2):
+        asyncio.run(_acquire_many(limiter, 5))
+
+
+@pytest.mark.parametrize("rate", [0.0, -1.0])
+def test_rate_must_be_positive(rate: float) -> None:
+    with pytest.raises(ValueError, match="rate must be > 0"):
+        TokenBucket(rate)
+
+
+def test_no_limit_never_waits() -> None:
+    limiter: RateLimiter = NoLimit()
+    started = time.monotonic()
+    asyncio.run(_acquire_many(limiter, 1000))
+    limiter.slow_down()
+    limiter.succeeded()
+    assert time.monotonic() - started < 0.5
+    assert limiter.rate == float("inf")
