@@ -1,0 +1,80 @@
+"""A key's rate budget over real HTTP: the production limiter uses it fully, never exceeds it.
+
+A short version of ``scripts/bench_fetch.py`` (which runs 200 requests at 20 and 10 rps
+with 0.1-0.3 s answers): design.md asks for >= 95 % of a key's budget with zero
+REQUEST_LIMIT_EXCEEDED; with only a few seconds of fetching, start-up and the last
+answer's latency weigh more, so this test asks for 90 %.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from battletracker.pipeline.fetch import KeySlot, concurrency_for, fetch_chunk
+from battletracker.pipeline.result import ChunkSpec, FetchResult
+from battletracker.wargaming.client import WargamingClient
+from battletracker.wargaming.ratelimit import TokenBucket
+from battletracker.wargaming.simulator import XBOX_MIN, Faults, Population, Simulator, serve
+
+RATE = 40.0
+REQUESTS = 100
+POPULATION = Population(seed=4, xbox_ids=REQUESTS * 100, ps_ids=0, new_per_day=0)
+SPEC = ChunkSpec(
+    chunk_id=1,
+    cycle_id=1,
+    platform="xbox",
+    first_id=XBOX_MIN,
+    last_id=XBOX_MIN + REQUESTS * 100 - 1,
+)
+
+
+async def fetch(url: str, limiter: TokenBucket) -> FetchResult:
+    async with WargamingClient(url, "server-key") as client:
+        slot = KeySlot(client, limiter, concurrency=concurrency_for(RATE))
+        return await fetch_chunk(SPEC, [slot])
+
+
+def run_once() -> tuple[float, Simulator, TokenBucket, FetchResult]:
+    """Serve a fresh simulator, fetch the chunk; the share of the budget used and the parts."""
+    sim = Simulator(
+        POPULATION, keys={"server-key": RATE}, faults=Faults(latency=(0.05, 0.15), seed=4)
+    )
+    limiter = TokenBucket(RATE)
+    with serve(sim) as running:
+        result = asyncio.run(fetch(running.url, limiter))
+    return REQUESTS / result.seconds / RATE, sim, limiter, result
+
+
+@pytest.mark.timeout(30)
+def test_fetch_uses_the_keys_budget_without_limit_errors() -> None:
+    shares = []
+    # A busy test machine can stall the event loop for a tenth of a second, which a
+    # 2.5 s run cannot make up; a real regression (too few in flight, pacing too slow)
+    # misses every time, so the best of up to three runs is judged. Limit errors never.
+    for _ in range(3):
+        share, sim, limiter, result = run_once()
+        assert sim.stats()["outcomes"] == {"ok": REQUESTS}  # in particular no "limit"
+        assert limiter.slowdowns == 0 and limiter.rate == RATE
+        assert len(result.rows) + result.empty == SPEC.size
+        assert result.stats == {"requests": REQUESTS, "limit_errors": 0, "retries": 0}
+        shares.append(share)
+        if share >= 0.9:
+            break
+    assert max(shares) >= 0.9, f"shares of the budget used: {[f'{s:.1%}' for s in shares]}"
+
+
+def test_the_benchmark_script_runs_and_judges(monkeypatch: pytest.MonkeyPatch) -> None:
+    path = Path(__file__).parents[3] / "scripts" / "bench_fetch.py"
+    spec = importlib.util.spec_from_file_location("bench_fetch", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, bench)  # dataclasses look their module up
+    spec.loader.exec_module(bench)
+    argv = ["--ids", "1000", "--rates", "200", "--latency", "0", "0.005"]
+    assert bench.main([*argv, "--target", "0.05"]) == 0  # figures: the test above
+    assert bench.main([*argv, "--target", "1.5"]) == 1  # an unreachable target fails
