@@ -146,6 +146,8 @@ class Player(Base):
     __table_args__ = (
         Index("ix_players_platform_battles", "platform", "battles"),
         Index("ix_players_nickname", "nickname"),
+        # the export and "changed today" queries select by it
+        Index("ix_players_last_seen", "last_seen"),
     )
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "Settings",
     "SettingsError",
     "load_settings",
+    "mask_url",
     "parse_keys",
     "parse_range",
 ]
@@ -126,7 +127,7 @@ class Settings:
             text = _to_text(value)
             # any URL may carry a password (``https://user:pw@es:9200``), not only those named
             hide = HIDDEN.search(f.name) or "://" in text
-            out[f.name] = _mask_url(text) if hide else text
+            out[f.name] = mask_url(text) if hide else text
         return out
 
     def __repr__(self) -> str:
@@ -290,6 +291,11 @@ def load_settings(
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError(f"config file {str(p)!r}: {exc}") from None
         table = data.get("battletracker", data)
+        if table is not data and len(data) > 1:
+            stray = sorted(k for k in data if k != "battletracker")
+            raise SettingsError(
+                f"config file {str(p)!r}: keys {stray} outside the [battletracker] table"
+            )
         for key, raw in table.items():
             values[key] = _convert(key, raw)
         sources.append(str(p))
@@ -313,7 +319,8 @@ def _mask(text: str) -> str:
     return text[:2] + "…" if len(text) > 2 else "…"
 
 
-def _mask_url(text: str) -> str:
+def mask_url(text: str) -> str:
+    """Mask the password of a URL (and any other non-URL secret entirely)."""
     if "://" in text:
         # up to the last "@": SQLAlchemy and kombu read "u:p@ss@host" as password "p@ss"
         return re.sub(r"(//[^:/@]*:).*@", r"\1***@", text)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +23,7 @@ from sqlalchemy import Connection, select
 
 from ..db import engine_for
 from ..models import COUNTERS, Cycle, DiffBattles, Player, TotalBattles
-from ..settings import Settings
+from ..settings import Settings, mask_url
 
 __all__ = [
     "INDEX_TEMPLATES",
@@ -250,10 +249,6 @@ def _item_error(index: str, item: Mapping[str, Any]) -> ItemError:
                      type=str(error.get("type", "unknown")), reason=str(error.get("reason", "")))
 
 
-def _masked(url: str) -> str:
-    return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url)
-
-
 def export_cycle(
     settings: Settings,
     cycle_id: int,
@@ -279,7 +274,7 @@ def export_cycle(
     """
     if client is None and settings.elasticsearch_url is None:
         return ExportReport(cycle_id=cycle_id, skipped="no elasticsearch_url")
-    where = _masked(settings.elasticsearch_url or "the given client")
+    where = mask_url(settings.elasticsearch_url or "the given client")
     documents: dict[str, int] = {}
     failed: dict[str, int] = {}
     errors: list[ItemError] = []

@@ -72,8 +72,12 @@ class FetchStats:
     dead_keys: list[str] = field(default_factory=list)
 
 
-def concurrency_for(rate: float, latency: float = 0.35) -> int:
-    """Requests to keep in flight so that ``rate`` is reached at ``latency`` s per answer."""
+def concurrency_for(rate: float, latency: float = 0.75) -> int:
+    """Requests to keep in flight so that ``rate`` is reached at ``latency`` s per answer.
+
+    The assumed latency is generous (the API answers in 0.1-0.3 s): the bucket does the
+    pacing, so spare slots cost an idle connection, while too few lose budget for good.
+    """
     return max(2, min(32, math.ceil(rate * latency) + 2))
 
 
@@ -178,7 +182,7 @@ async def fetch_chunk(
     try:
         async with asyncio.TaskGroup() as group:
             for slot in live:
-                for _ in range(slot.concurrency):
+                for _ in range(max(1, slot.concurrency)):
                     group.create_task(worker(slot))
     except* Exception as eg:  # surface the first real error, not the group
         raise eg.exceptions[0] from None

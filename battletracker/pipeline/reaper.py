@@ -45,7 +45,8 @@ def reap(
     now: dt.datetime | None = None,
 ) -> ReapReport:
     """One pass; ``fetch_queue_ready`` is the fetch queue's ready count (None: unknown)."""
-    now = now or dt.datetime.now(dt.UTC)
+    # the database's clock, the one that stamped dispatched_at and status_changed_at
+    now = now or session.execute(select(func.now())).scalar_one()
     stale = now - dt.timedelta(seconds=settings.stale_after_seconds)
     report = ReapReport()
     active = select(Cycle.id).where(Cycle.status == CycleStatus.fetching)

@@ -1,4 +1,8 @@
-"""Progress of a cycle for people: chunks, accounts, rate and ETA (CLI and web)."""
+"""Progress of a cycle for people: chunks, accounts, rates, ETA, nodes online.
+
+The one place these numbers are computed: ``battletracker cycle status``, the demo's
+progress bar, the web API, the dashboard and ``/metrics`` all read them from here.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,15 @@ import datetime as dt
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import distinct, func, or_, select
 from sqlalchemy.orm import Session
 
-from ..models import Chunk, ChunkStatus, Cycle
+from ..models import Chunk, ChunkStatus, Cycle, CycleStatus
 
-__all__ = ["CycleProgress", "cycle_progress"]
+__all__ = ["RECENT", "CycleProgress", "cycle_progress", "progress_of"]
+
+#: The window of the "recent" rate (for the ETA) and of "nodes online".
+RECENT = dt.timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -26,17 +33,95 @@ class CycleProgress:
     ids_done: int
     accounts: int
     rejected_results: int
+    changed_players: int | None
+    new_players: int | None
     started_at: dt.datetime
+    fetched_at: dt.datetime | None
+    finished_at: dt.datetime | None
     elapsed_seconds: float
     ids_per_second: float
+    accounts_per_second: float
+    #: Over the last :data:`RECENT` while fetching, else the cycle's average.
+    chunks_per_minute: float
+    #: Until every chunk is stored: 0 once fetched, None while there is no rate yet.
     eta_seconds: float | None
+    #: Distinct node names that stored or were handed a chunk within :data:`RECENT`.
+    nodes_online: int
     growth: list[dict[str, Any]]
 
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)
-        out["date"] = self.date.isoformat()
-        out["started_at"] = self.started_at.isoformat()
+        for key, value in out.items():
+            if isinstance(value, dt.date | dt.datetime):
+                out[key] = value.isoformat()
         return out
+
+
+def progress_of(session: Session, cycle: Cycle, *, now: dt.datetime | None = None) -> CycleProgress:
+    """The progress of ``cycle`` as of ``now``."""
+    now = now or dt.datetime.now(dt.UTC)
+    since = now - RECENT
+    by_status = {
+        ChunkStatus(s).value: int(n)
+        for s, n in session.execute(
+            select(Chunk.status, func.count())
+            .where(Chunk.cycle_id == cycle.id)
+            .group_by(Chunk.status)
+        ).all()
+    }
+    stored = Chunk.status == ChunkStatus.stored
+    ids_done, recent_chunks = session.execute(
+        select(
+            func.coalesce(func.sum(Chunk.last_id - Chunk.first_id + 1), 0),
+            func.count().filter(Chunk.stored_at >= since),
+        ).where(Chunk.cycle_id == cycle.id, stored)
+    ).one()
+    fetching = cycle.status == CycleStatus.fetching
+    nodes = 0
+    if fetching:
+        nodes = (
+            session.scalar(
+                select(func.count(distinct(Chunk.node))).where(
+                    Chunk.cycle_id == cycle.id,
+                    Chunk.node.is_not(None),
+                    or_(Chunk.stored_at >= since, Chunk.dispatched_at >= since),
+                )
+            )
+            or 0
+        )
+    end = cycle.fetched_at or now
+    elapsed = max((end - cycle.started_at).total_seconds(), 0.0)
+    per_minute = cycle.chunks_stored / (elapsed / 60) if elapsed > 0 else 0.0
+    if fetching and recent_chunks:
+        per_minute = recent_chunks / (RECENT.total_seconds() / 60)
+    remaining = max(cycle.chunks_total - cycle.chunks_stored, 0)
+    eta: float | None = 0.0
+    if fetching and remaining:
+        eta = remaining / per_minute * 60 if per_minute > 0 else None
+    return CycleProgress(
+        cycle_id=cycle.id,
+        date=cycle.date,
+        status=CycleStatus(cycle.status).value,
+        chunks_total=cycle.chunks_total,
+        chunks_stored=cycle.chunks_stored,
+        chunks_by_status=by_status,
+        ids_total=cycle.ids_total,
+        ids_done=int(ids_done),
+        accounts=cycle.accounts,
+        rejected_results=cycle.rejected_results,
+        changed_players=cycle.changed_players,
+        new_players=cycle.new_players,
+        started_at=cycle.started_at,
+        fetched_at=cycle.fetched_at,
+        finished_at=cycle.finished_at,
+        elapsed_seconds=round(elapsed, 3),
+        ids_per_second=int(ids_done) / elapsed if elapsed > 0 else 0.0,
+        accounts_per_second=cycle.accounts / elapsed if elapsed > 0 else 0.0,
+        chunks_per_minute=per_minute,
+        eta_seconds=eta,
+        nodes_online=int(nodes),
+        growth=list((cycle.notes or {}).get("growth", [])),
+    )
 
 
 def cycle_progress(
@@ -46,43 +131,4 @@ def cycle_progress(
     query = select(Cycle)
     query = query.where(Cycle.date == date) if date else query.order_by(Cycle.date.desc())
     cycle = session.execute(query.limit(1)).scalar_one_or_none()
-    if cycle is None:
-        return None
-    by_status = {
-        s.value: n
-        for s, n in session.execute(
-            select(Chunk.status, func.count())
-            .where(Chunk.cycle_id == cycle.id)
-            .group_by(Chunk.status)
-        ).all()
-    }
-    ids_done = int(
-        session.execute(
-            select(func.coalesce(func.sum(Chunk.last_id - Chunk.first_id + 1), 0)).where(
-                Chunk.cycle_id == cycle.id, Chunk.status == ChunkStatus.stored
-            )
-        ).scalar_one()
-    )
-    now = now or dt.datetime.now(dt.UTC)
-    end = cycle.fetched_at or now
-    elapsed = max((end - cycle.started_at).total_seconds(), 1e-6)
-    rate = ids_done / elapsed
-    left = cycle.ids_total - ids_done
-    eta = 0.0 if left <= 0 else (left / rate if rate > 0 else None)
-    return CycleProgress(
-        cycle_id=cycle.id,
-        date=cycle.date,
-        status=cycle.status.value,
-        chunks_total=cycle.chunks_total,
-        chunks_stored=cycle.chunks_stored,
-        chunks_by_status=by_status,
-        ids_total=cycle.ids_total,
-        ids_done=int(ids_done),
-        accounts=cycle.accounts,
-        rejected_results=cycle.rejected_results,
-        started_at=cycle.started_at,
-        elapsed_seconds=round(elapsed, 1),
-        ids_per_second=round(rate, 1),
-        eta_seconds=None if eta is None else round(eta, 1),
-        growth=list((cycle.notes or {}).get("growth", [])),
-    )
+    return None if cycle is None else progress_of(session, cycle, now=now)

@@ -8,18 +8,17 @@ here are the distinct ``chunks.node`` names the pipeline recorded.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import distinct, func, or_, select
 from sqlalchemy.orm import Session
 
-from ..models import Chunk, ChunkStatus, Cycle, CycleStatus, PlatformRange
+from ..models import Chunk, ChunkStatus, Cycle, PlatformRange
+from ..pipeline import status
 from .api.schemas import ChunkCounts, CreditRow, CycleProgress
 
 __all__ = [
     "RECENT",
-    "chunk_counts",
     "credit",
     "current_cycle",
     "list_cycles",
@@ -28,86 +27,40 @@ __all__ = [
     "progress_of",
 ]
 
-#: The window for "recent" rates and "nodes online".
-RECENT = dt.timedelta(minutes=15)
+RECENT = status.RECENT
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def chunk_counts(session: Session, cycle_id: int) -> ChunkCounts:
-    rows = session.execute(
-        select(Chunk.status, func.count()).where(Chunk.cycle_id == cycle_id)
-        .group_by(Chunk.status)
-    ).all()
-    return ChunkCounts(**{ChunkStatus(s).value: n for s, n in rows})
-
-
-@dataclass(frozen=True)
-class _Recent:
-    chunks: int
-    nodes: int
-    accounts: int
-
-
-def _recent(session: Session, cycle_id: int, since: dt.datetime) -> _Recent:
-    stored = session.execute(
-        select(func.count(), func.coalesce(func.sum(Chunk.accounts), 0))
-        .where(Chunk.cycle_id == cycle_id, Chunk.status == ChunkStatus.stored,
-               Chunk.stored_at >= since)
-    ).one()
-    nodes = session.scalar(
-        select(func.count(distinct(Chunk.node)))
-        .where(Chunk.cycle_id == cycle_id, Chunk.node.is_not(None),
-               or_(Chunk.stored_at >= since, Chunk.dispatched_at >= since))
-    )
-    return _Recent(chunks=int(stored[0] or 0), nodes=int(nodes or 0),
-                   accounts=int(stored[1] or 0))
-
-
 def progress_of(session: Session, cycle: Cycle, *, now: dt.datetime | None = None
                 ) -> CycleProgress:
-    """The progress of ``cycle``: counts, rates and, while fetching, an ETA."""
+    """The progress of ``cycle`` (computed in :mod:`battletracker.pipeline.status`)."""
     now = now or _now()
-    counts = chunk_counts(session, cycle.id)
-    recent = _recent(session, cycle.id, now - RECENT)
-    fetching = cycle.status == CycleStatus.fetching
-    end = cycle.fetched_at if cycle.fetched_at is not None else now
-    elapsed = max((end - cycle.started_at).total_seconds(), 0.0)
-    stored = cycle.chunks_stored
-    accounts = cycle.accounts
-    overall_cpm = stored / (elapsed / 60) if elapsed > 0 else 0.0
-    recent_cpm = recent.chunks / (RECENT.total_seconds() / 60)
-    cpm = recent_cpm if fetching and recent.chunks else overall_cpm
-    remaining = max(cycle.chunks_total - stored, 0)
-    eta_seconds: float | None = None
-    if not fetching or not remaining:
-        eta_seconds = 0.0
-    elif cpm > 0:
-        eta_seconds = remaining / cpm * 60
+    p = status.progress_of(session, cycle, now=now)
     return CycleProgress(
-        id=cycle.id,
-        date=cycle.date,
-        status=CycleStatus(cycle.status).value,
-        chunks_total=cycle.chunks_total,
-        chunks_stored=stored,
-        chunks=counts,
-        fraction=stored / cycle.chunks_total if cycle.chunks_total else 0.0,
-        ids_total=cycle.ids_total,
-        accounts=accounts,
-        rejected_results=cycle.rejected_results,
-        changed_players=cycle.changed_players,
-        new_players=cycle.new_players,
-        started_at=cycle.started_at,
-        fetched_at=cycle.fetched_at,
-        finished_at=cycle.finished_at,
-        elapsed_seconds=elapsed,
-        accounts_per_second=accounts / elapsed if elapsed > 0 else 0.0,
-        chunks_per_minute=cpm,
-        eta_seconds=eta_seconds,
-        eta=now + dt.timedelta(seconds=eta_seconds) if eta_seconds else None,
-        nodes_online=recent.nodes if fetching else 0,
+        id=p.cycle_id,
+        date=p.date,
+        status=p.status,
+        chunks_total=p.chunks_total,
+        chunks_stored=p.chunks_stored,
+        chunks=ChunkCounts(**p.chunks_by_status),
+        fraction=p.chunks_stored / p.chunks_total if p.chunks_total else 0.0,
+        ids_total=p.ids_total,
+        accounts=p.accounts,
+        rejected_results=p.rejected_results,
+        changed_players=p.changed_players,
+        new_players=p.new_players,
+        started_at=p.started_at,
+        fetched_at=p.fetched_at,
+        finished_at=p.finished_at,
+        elapsed_seconds=p.elapsed_seconds,
+        accounts_per_second=p.accounts_per_second,
+        chunks_per_minute=p.chunks_per_minute,
+        eta_seconds=p.eta_seconds,
+        eta=now + dt.timedelta(seconds=p.eta_seconds) if p.eta_seconds else None,
+        nodes_online=p.nodes_online,
     )
 
 
