@@ -34,6 +34,7 @@ __all__ = [
     "Base",
     "Chunk",
     "ChunkStatus",
+    "Counters",
     "Cycle",
     "CycleStatus",
     "DiffBattles",
@@ -113,48 +114,9 @@ class Base(DeclarativeBase):
     pass
 
 
-class Player(Base):
-    """An account's current state, updated only where something changed."""
+class Counters:
+    """The 14 ``statistics.all`` counters, under their API names, in ``COUNTERS`` order."""
 
-    __tablename__ = "players"
-
-    account_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    platform: Mapped[Platform] = mapped_column(_enum(Platform, "platform"))
-    nickname: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[int | None] = mapped_column(BigInteger)  # Unix seconds, as the API
-    last_battle_time: Mapped[int | None] = mapped_column(BigInteger)
-    battles: Mapped[int] = mapped_column(BigInteger, default=0)
-    wins: Mapped[int] = mapped_column(BigInteger, default=0)
-    losses: Mapped[int] = mapped_column(BigInteger, default=0)
-    draws: Mapped[int] = mapped_column(BigInteger, default=0)
-    spotted: Mapped[int] = mapped_column(BigInteger, default=0)
-    frags: Mapped[int] = mapped_column(BigInteger, default=0)
-    damage_dealt: Mapped[int] = mapped_column(BigInteger, default=0)
-    damage_received: Mapped[int] = mapped_column(BigInteger, default=0)
-    dropped_capture_points: Mapped[int] = mapped_column(BigInteger, default=0)
-    capture_points: Mapped[int] = mapped_column(BigInteger, default=0)
-    xp: Mapped[int] = mapped_column(BigInteger, default=0)
-    hits: Mapped[int] = mapped_column(BigInteger, default=0)
-    shots: Mapped[int] = mapped_column(BigInteger, default=0)
-    survived_battles: Mapped[int] = mapped_column(BigInteger, default=0)
-    updated_at: Mapped[dt.datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
-    #: The cycle date on which this account was first seen or its counters last changed.
-    last_seen: Mapped[dt.date] = mapped_column(Date)
-
-    __table_args__ = (
-        Index("ix_players_platform_battles", "platform", "battles"),
-        Index("ix_players_nickname", "nickname"),
-        # the export and "changed today" queries select by it
-        Index("ix_players_last_seen", "last_seen"),
-    )
-
-
-class _DailyCounters:
-    account_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    date: Mapped[dt.date] = mapped_column(Date, primary_key=True)
-    platform: Mapped[Platform] = mapped_column(_enum(Platform, "platform"))
     battles: Mapped[int] = mapped_column(BigInteger)
     wins: Mapped[int] = mapped_column(BigInteger)
     losses: Mapped[int] = mapped_column(BigInteger)
@@ -169,6 +131,36 @@ class _DailyCounters:
     hits: Mapped[int] = mapped_column(BigInteger)
     shots: Mapped[int] = mapped_column(BigInteger)
     survived_battles: Mapped[int] = mapped_column(BigInteger)
+
+
+class Player(Counters, Base):
+    """An account's current state, updated only where something changed."""
+
+    __tablename__ = "players"
+
+    account_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    platform: Mapped[Platform] = mapped_column(_enum(Platform, "platform"))
+    nickname: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[int | None] = mapped_column(BigInteger)  # Unix seconds, as the API
+    last_battle_time: Mapped[int | None] = mapped_column(BigInteger)
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    #: The cycle date on which this account was first seen or its counters last changed.
+    last_seen: Mapped[dt.date] = mapped_column(Date)
+
+    __table_args__ = (
+        Index("ix_players_platform_battles", "platform", "battles"),
+        Index("ix_players_nickname", "nickname"),
+        # the export and "changed today" queries select by it
+        Index("ix_players_last_seen", "last_seen"),
+    )
+
+
+class _DailyCounters(Counters):
+    account_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    date: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    platform: Mapped[Platform] = mapped_column(_enum(Platform, "platform"))
 
 
 class TotalBattles(_DailyCounters, Base):
@@ -267,7 +259,7 @@ class Chunk(Base):
     )
 
 
-class StagedAccount(Base):
+class StagedAccount(Counters, Base):
     """What a cycle fetched, as COPYed by ``store_results``; one partition per cycle."""
 
     __tablename__ = "staged_accounts"
@@ -277,19 +269,5 @@ class StagedAccount(Base):
     nickname: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[int | None] = mapped_column(BigInteger)
     last_battle_time: Mapped[int | None] = mapped_column(BigInteger)
-    battles: Mapped[int] = mapped_column(BigInteger)
-    wins: Mapped[int] = mapped_column(BigInteger)
-    losses: Mapped[int] = mapped_column(BigInteger)
-    draws: Mapped[int] = mapped_column(BigInteger)
-    spotted: Mapped[int] = mapped_column(BigInteger)
-    frags: Mapped[int] = mapped_column(BigInteger)
-    damage_dealt: Mapped[int] = mapped_column(BigInteger)
-    damage_received: Mapped[int] = mapped_column(BigInteger)
-    dropped_capture_points: Mapped[int] = mapped_column(BigInteger)
-    capture_points: Mapped[int] = mapped_column(BigInteger)
-    xp: Mapped[int] = mapped_column(BigInteger)
-    hits: Mapped[int] = mapped_column(BigInteger)
-    shots: Mapped[int] = mapped_column(BigInteger)
-    survived_battles: Mapped[int] = mapped_column(BigInteger)
 
     __table_args__ = ({"postgresql_partition_by": "LIST (cycle_id)"},)

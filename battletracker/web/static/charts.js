@@ -103,8 +103,12 @@
     var sy = yAxis(f, m, yMin, yMax);
     var sx = function (v) { return m.left + (f.width - m.left - m.right) * (v - xMin) / (xMax - xMin); };
     var nx = Math.min(6, Math.max(2, Math.floor((f.width - m.left) / 90)));
+    var DAY = 86400000, days = Math.round((xMax - xMin) / DAY);
+    // dates: ticks on whole days only, so no label repeats when there are few days
+    if (isDate) nx = Math.max(2, Math.min(nx, days + 1));
     for (var i = 0; i < nx; i++) {
-      var xv = xMin + (xMax - xMin) * i / (nx - 1);
+      var xv = isDate ? xMin + Math.round(days * i / (nx - 1)) * DAY
+                      : xMin + (xMax - xMin) * i / (nx - 1);
       var anchor = i === 0 ? "start" : i === nx - 1 ? "end" : "middle";
       text(f.svg, sx(xv), f.height - m.bottom + 16, xLabel(xv, isDate),
            { "text-anchor": anchor, "class": "bt-tick" });
