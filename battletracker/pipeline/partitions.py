@@ -10,7 +10,13 @@ import datetime as dt
 
 from sqlalchemy import Connection, text
 
-__all__ = ["DAILY_TABLES", "drop_cycle_staging", "ensure_cycle_staging", "ensure_month_partitions"]
+__all__ = [
+    "DAILY_TABLES",
+    "drop_cycle_staging",
+    "ensure_cycle_staging",
+    "ensure_month_partitions",
+    "ensure_partitions_between",
+]
 
 DAILY_TABLES = ("total_battles", "diff_battles")
 _LOCK_KEY = 0x6274_7061  # "btpa"
@@ -32,6 +38,14 @@ def ensure_month_partitions(conn: Connection, day: dt.date) -> None:
                 f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
             )
         )
+
+
+def ensure_partitions_between(conn: Connection, first: dt.date, last: dt.date) -> None:
+    """Month partitions of the daily tables for every day from ``first`` to ``last``."""
+    month = first.replace(day=1)
+    while month <= last:
+        ensure_month_partitions(conn, month)
+        month = (month + dt.timedelta(days=32)).replace(day=1)
 
 
 def _staging_name(cycle_id: int) -> str:

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.orm import Session
 
 from ..models import COUNTERS, PS_THRESHOLD
+from ..pipeline.partitions import ensure_partitions_between
 from ..settings import load_settings
 from .interfaces import PLATFORMS, WINDOWS, UnknownPlayer
 from .materialise import leaf_name, materialise
@@ -53,24 +54,13 @@ def _counter_select() -> str:
     return ", ".join(["b"] + [f"({_DERIVED[c]})::bigint" for c in COUNTERS[1:]])
 
 
-def _ensure_partitions(conn: Connection, first: dt.date, last: dt.date) -> None:
-    month = first.replace(day=1)
-    while month <= last:
-        nxt = (month + dt.timedelta(days=32)).replace(day=1)
-        for table in ("diff_battles", "total_battles"):
-            conn.execute(text(
-                f"CREATE TABLE IF NOT EXISTS {table}_{month:%Y_%m} PARTITION OF {table} "
-                f"FOR VALUES FROM ('{month}') TO ('{nxt}')"
-            ))
-        month = nxt
-
 
 def generate(conn: Connection, *, players: int, days: int, active: float,
              as_of: dt.date = AS_OF, seed: float = 0.42) -> int:
     """Insert ``players`` players and ``days`` days of diffs ending on ``as_of``; returns
     the number of diff rows. Runs in the caller's transaction."""
     first = as_of - dt.timedelta(days=days - 1)
-    _ensure_partitions(conn, first, as_of)
+    ensure_partitions_between(conn, first, as_of)
     conn.execute(text("SELECT setseed(:s)"), {"s": seed})
     half = players // 2
     conn.execute(text(

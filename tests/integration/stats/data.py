@@ -8,26 +8,16 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from battletracker.db import copy_rows
 from battletracker.models import COUNTERS, PS_THRESHOLD
+from battletracker.pipeline.partitions import ensure_partitions_between
 from battletracker.stats.interfaces import LeaderboardScorer
 from battletracker.stats.materialise import window_bounds
 
 Counters = dict[str, int]
 
-
-def ensure_partitions(conn: Connection, first: dt.date, last: dt.date) -> None:
-    month = first.replace(day=1)
-    while month <= last:
-        nxt = (month + dt.timedelta(days=32)).replace(day=1)
-        for table in ("diff_battles", "total_battles"):
-            conn.execute(text(
-                f"CREATE TABLE IF NOT EXISTS {table}_{month:%Y_%m} PARTITION OF {table} "
-                f"FOR VALUES FROM ('{month}') TO ('{nxt}')"
-            ))
-        month = nxt
 
 
 def _counters(rng: random.Random, battles: int) -> Counters:
@@ -107,7 +97,7 @@ def build(seed: int = 5, n_players: int = 400, as_of: dt.date = dt.date(2026, 1,
 
 def insert(conn: Connection, data: Dataset) -> None:
     days = [d for _, d in data.diffs]
-    ensure_partitions(conn, min(days), max(days))
+    ensure_partitions_between(conn, min(days), max(days))
     copy_rows(
         conn, "players",
         ("account_id", "platform", "nickname", "created_at", "last_battle_time",
