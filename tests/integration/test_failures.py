@@ -140,3 +140,31 @@ def test_two_beats_start_one_cycle(rig: Rig) -> None:
     rig.worker("fetch", "fetch", rig.volunteer_env)
     rig.wait_done()
     rig.assert_players_match_truth(1)
+
+
+def test_a_node_with_a_blocked_key_stops_and_hands_its_chunk_back(tmp_path: Path) -> None:
+    population = Population(seed=5, xbox_ids=IDS, ps_ids=IDS, new_per_day=0)
+    sim = Simulator(population, keys={"k": 40.0, "bad": 40.0}, blocked_keys={"bad"}, day=1)
+    with temporary_database(Settings()) as db, rabbit_vhost() as broker, serve(sim) as api:
+        rig = Rig(db, broker, sim, api.url, tmp_path)
+        try:
+            rig.server()
+            bad_env = {**rig.volunteer_env, "BATTLETRACKER_WG_KEYS": "bad:40"}
+            blocked = rig.worker("blocked", "fetch", bad_env)
+            run_cli("cycle", "start", "--date", "2026-01-02", env=rig.server_env)
+            deadline = time.monotonic() + 30
+            while queue_depths(broker)["fetch"][1] > 0:  # its fetch consumer goes away
+                assert time.monotonic() < deadline, "the node kept consuming with a bad key"
+                time.sleep(0.2)
+            assert blocked.proc.poll() is None, "the node stays up (it only stops fetching)"
+            server_log = "".join(p.read_text() for p in tmp_path.glob("server-*.log"))
+            assert "APPLICATION_IS_BLOCKED" in server_log and "unusable" in server_log
+            assert rig.query("SELECT count(*) FROM chunks WHERE status = 'stored'")[0][0] == 0
+            total = rig.query("SELECT chunks_total FROM cycles")[0][0]
+            assert queue_depths(broker)["fetch"][0] == total, "every chunk back in the queue"
+            rig.worker("good", "fetch", rig.volunteer_env)
+            rig.wait_done()
+            rig.assert_players_match_truth(1)
+        finally:
+            for w in rig.workers:
+                w.stop()
