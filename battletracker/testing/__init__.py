@@ -1,1 +1,1 @@
-"""Helpers for tests, the demo and benchmarks: throwaway databases."""
+"""Stand-ins for tests, the demo and benchmarks: throwaway databases, an Elasticsearch."""
