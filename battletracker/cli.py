@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
-import time
 from typing import Any
 
 import click
@@ -105,7 +104,9 @@ def cycle_start(ctx: click.Context, date_text: str | None, wait: bool, timeout: 
     out = start_cycle.run(day.isoformat() if day else None)
     click.echo(json.dumps(out))
     if wait:
-        _wait(s, _cycle_date(s, out["cycle_id"]), timeout)
+        from .watch import wait_for_cycle
+
+        wait_for_cycle(s, _cycle_date(s, out["cycle_id"]), timeout=timeout, poll=0.5)
 
 
 def _cycle_date(settings: Settings, cycle_id: int) -> dt.date:
@@ -116,25 +117,6 @@ def _cycle_date(settings: Settings, cycle_id: int) -> dt.date:
         c = session.get(Cycle, cycle_id)
         assert c is not None
         return c.date
-
-
-def _wait(settings: Settings, day: dt.date, timeout: float) -> None:
-    from .db import session_scope
-    from .pipeline.status import cycle_progress
-
-    deadline = time.monotonic() + timeout if timeout else None
-    with click.progressbar(length=1, label=f"cycle {day}", show_pos=True) as bar:
-        while True:
-            with session_scope(settings) as session:
-                p = cycle_progress(session, date=day)
-            assert p is not None
-            bar.length = max(p.chunks_total, 1)
-            bar.update(p.chunks_stored - bar.pos)
-            if p.status == "done":
-                break
-            if deadline and time.monotonic() > deadline:
-                raise click.ClickException(f"cycle {day} not done after {timeout} s: {p.status}")
-            time.sleep(0.5)
 
 
 @cycle.command("status")

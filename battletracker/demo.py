@@ -10,7 +10,6 @@ the cycle, wait for it to finish. Then a summary, and the dashboard on the data.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import logging
 import time
 import warnings
@@ -22,11 +21,11 @@ import click
 from sqlalchemy import create_engine, text
 
 from .app import QUEUES, app, configure
-from .db import dispose_engines, engine_for, session_scope
+from .db import dispose_engines, engine_for
 from .migrate import upgrade
-from .pipeline.status import cycle_progress
 from .settings import ApiKey, IdRange, Settings
 from .wargaming.simulator import PS_MIN, XBOX_MIN, Population, Simulator, serve
+from .watch import wait_for_cycle
 
 __all__ = ["run_demo"]
 
@@ -69,22 +68,6 @@ def in_process_worker(settings: Settings) -> Iterator[Any]:
         loglevel="WARNING", shutdown_timeout=30,
     ) as worker:  # fmt: skip
         yield worker
-
-
-def _wait_for(settings: Settings, day: dt.date, timeout: float = 600) -> None:
-    deadline = time.monotonic() + timeout
-    with click.progressbar(length=1, label=f"  night of {day}", show_pos=True) as bar:
-        while True:
-            with session_scope(settings) as session:
-                p = cycle_progress(session, date=day)
-            if p is not None:
-                bar.length = max(p.chunks_total, 1)
-                bar.update(p.chunks_stored - bar.pos)
-                if p.status == "done":
-                    return
-            if time.monotonic() > deadline:
-                raise click.ClickException(f"the night of {day} did not finish in {timeout} s")
-            time.sleep(0.2)
 
 
 def _summary(settings: Settings) -> list[str]:
@@ -144,7 +127,7 @@ def run_demo(
                 sim.day = night
                 day = population.date_of(night)
                 app.send_task("battletracker.start_cycle", args=(day.isoformat(),))
-                _wait_for(settings, day)
+                wait_for_cycle(settings, day, timeout=600, label=f"  night of {day}")
         click.echo(f"\n{days} nights in {time.monotonic() - started:.1f} s")
         click.echo("(the first night sees every account for the first time: all count as new)\n")
         for line in _summary(settings):
