@@ -181,7 +181,7 @@ def _materialiser(settings: Settings) -> Any:
 @click.pass_context
 def cycle_retry(ctx: click.Context, date_text: str | None) -> None:
     """Hand out the failed chunks of a cycle again."""
-    from sqlalchemy import update
+    from sqlalchemy import select, update
 
     from .app import configure
     from .db import session_scope
@@ -193,20 +193,14 @@ def cycle_retry(ctx: click.Context, date_text: str | None) -> None:
     configure(s)
     day = _date(date_text)
     with session_scope(s) as session:
-        q = Cycle.date == day if day else Cycle.id == session.query(Cycle.id).order_by(
-            Cycle.date.desc()).limit(1).scalar_subquery()  # fmt: skip
-        cycle_ids = [c.id for c in session.query(Cycle).where(q)]
-        if not cycle_ids:
+        query = select(Cycle.id)
+        query = query.where(Cycle.date == day) if day else query.order_by(Cycle.date.desc())
+        cycle_id = session.execute(query.limit(1)).scalar_one_or_none()
+        if cycle_id is None:
             raise click.ClickException("no such cycle")
-        session.execute(
-            update(Chunk)
-            .where(Chunk.cycle_id.in_(cycle_ids), Chunk.status == ChunkStatus.failed)
-            .values(attempts=0)
-        )
-        n = dispatch_chunks(
-            session, publish_chunks,
-            where=[Chunk.cycle_id.in_(cycle_ids), Chunk.status == ChunkStatus.failed],
-        )  # fmt: skip
+        failed = [Chunk.cycle_id == cycle_id, Chunk.status == ChunkStatus.failed]
+        session.execute(update(Chunk).where(*failed).values(attempts=0))
+        n = dispatch_chunks(session, publish_chunks, where=failed)
     click.echo(f"{n} failed chunks handed out again")
 
 

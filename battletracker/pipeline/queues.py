@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator
 
@@ -18,13 +19,24 @@ log = logging.getLogger(__name__)
 
 
 def queue_depths(broker_url: str, *, timeout: float = 2.0) -> dict[str, tuple[int, int]]:
-    """``{queue: (ready messages, consumers)}`` of the pipeline's queues."""
+    """``{queue: (ready messages, consumers)}`` of the pipeline's queues.
+
+    A queue nobody declared yet (no worker has started) counts as empty. A failed
+    passive declare closes its AMQP channel, hence one channel per queue.
+    """
     out = {}
     with kombu.Connection(broker_url, connect_timeout=timeout) as conn:
-        channel = conn.default_channel
+        conn.ensure_connection(max_retries=1)
         for queue in QUEUES:
-            _, ready, consumers = channel.queue_declare(queue=queue, passive=True)
-            out[queue] = (int(ready), int(consumers))
+            channel = conn.channel()
+            try:
+                _, ready, consumers = channel.queue_declare(queue=queue, passive=True)
+                out[queue] = (int(ready), int(consumers))
+            except conn.channel_errors:
+                out[queue] = (0, 0)
+            finally:
+                with contextlib.suppress(*conn.channel_errors, *conn.connection_errors):
+                    channel.close()
     return out
 
 

@@ -24,7 +24,7 @@ from celery.exceptions import Reject
 from celery.signals import worker_process_init
 from sqlalchemy.exc import OperationalError
 
-from ..app import QUEUES, PipelineTask, app, current_settings
+from ..app import PipelineTask, app, current_settings
 from ..db import session_scope
 from ..models import Chunk, ChunkStatus, CycleStatus
 from ..settings import Settings
@@ -35,6 +35,7 @@ from .diffs import compute_diffs as compute_diffs_stage
 from .export import ExportError
 from .fetch import fetch_chunk
 from .keys import mark_dead, slots_for
+from .queues import queue_depths
 from .ranges import grow_ranges as grow_ranges_stage
 from .reaper import reap
 from .result import ChunkSpec, InvalidResult
@@ -241,16 +242,13 @@ def reap_stale() -> dict[str, Any]:
 def _fetch_queue_ready() -> int | None:
     """Messages waiting in the fetch queue, or None if the broker cannot tell."""
     try:
-        with app.connection_for_write() as conn:
-            for queue in QUEUES:
-                _, ready, _ = conn.default_channel.queue_declare(queue=queue, passive=True)
-                metrics.QUEUE_MESSAGES.labels(queue).set(ready)
-                if queue == "fetch":
-                    fetch_ready = int(ready)
-            return fetch_ready
+        depths = queue_depths(current_settings().broker_url)
     except Exception as exc:  # the reaper must not die of a broker hiccup
         log.warning("cannot read the queue depths: %s", exc)
         return None
+    for queue, (ready, _) in depths.items():
+        metrics.QUEUE_MESSAGES.labels(queue).set(ready)
+    return depths["fetch"][0]
 
 
 @worker_process_init.connect

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import socket
@@ -108,3 +109,26 @@ def test_demo_runs_and_summarises(tmp_path: Path) -> None:
     assert "players: ps" in out and "xbox" in out
     assert "range xbox" in out and "grew to" in out
     assert (tmp_path / "demo" / "pgdata").is_dir()
+
+
+def test_cycle_retry_hands_failed_chunks_out_again() -> None:
+    from battletracker.db import session_scope
+    from battletracker.pipeline.coordinator import create_cycle
+    from battletracker.pipeline.queues import queue_depths
+    from tests.common.services import rabbit_vhost
+
+    with temporary_database(Settings(chunk_size=1000)) as db, rabbit_vhost() as broker:
+        with session_scope(db) as session:
+            create_cycle(session, db, dt.date(2026, 1, 2))
+        with engine_for(db).begin() as conn:
+            first_two = "SELECT id FROM chunks ORDER BY id LIMIT 2"
+            conn.execute(text(f"UPDATE chunks SET status = 'failed', attempts = 5 "
+                              f"WHERE id IN ({first_two})"))  # fmt: skip
+        env = {"BATTLETRACKER_DATABASE_URL": db.database_url, "BATTLETRACKER_BROKER_URL": broker,
+               "BATTLETRACKER_CHUNK_SIZE": "1000"}  # fmt: skip
+        assert "2 failed chunks handed out again" in run_cli("cycle", "retry", env=env)
+        with engine_for(db).connect() as conn:
+            rows = conn.execute(text("SELECT status, attempts FROM chunks ORDER BY id LIMIT 3"))
+            assert [tuple(r) for r in rows] == [("dispatched", 1), ("dispatched", 1),
+                                                 ("pending", 0)]  # fmt: skip
+        assert queue_depths(broker)["fetch"][0] == 2
