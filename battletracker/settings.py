@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .models import PS_THRESHOLD
+from .release import VersionError, parse_version
 
 __all__ = [
     "ApiKey",
@@ -106,6 +107,13 @@ class Settings:
     session_max_age: int = 8 * 3600
     #: Where players sign in with Wargaming; default is the real OpenID endpoint.
     wg_openid_url: str = "https://api-console.worldoftanks.com/wotx/auth/login/"
+    # -- volunteer install: what the server tells nodes about versions --------------------
+    #: Oldest node version the server gives work to ("": the server's own version).
+    node_required_version: str = ""
+    #: The wheel the server offers nodes to install and upgrade from ("": none offered).
+    node_wheel: str = ""
+    #: A pip constraints file the server offers nodes to install with ("": none offered).
+    node_constraints: str = ""
     #: Where this config came from, for messages.
     source: str = field(default="defaults", compare=False)
 
@@ -260,6 +268,13 @@ def _validate(s: Settings) -> None:
     need(0 < s.web_port < 65536, "web_port: must be a TCP port")
     need(0 <= s.worker_metrics_port < 65000, "worker_metrics_port: must be a TCP port or 0")
     need(s.session_max_age > 0, "session_max_age: must be > 0")
+    if s.node_required_version:
+        try:
+            parse_version(s.node_required_version)
+        except VersionError as exc:
+            raise SettingsError(f"node_required_version: {exc}") from None
+    need(not s.node_wheel or s.node_wheel.endswith(".whl"),
+         f"node_wheel: {s.node_wheel!r} must be the path of a .whl file")
     if s.elasticsearch_url is not None:
         need(s.elasticsearch_url.startswith(("http://", "https://")),
              "elasticsearch_url: must be an http(s) URL")

@@ -12,6 +12,7 @@ from prometheus_client.registry import Collector
 from ..db import sessionmaker_for
 from ..settings import Settings
 from . import login, operator_pages, ops, pages
+from .api import releases
 from .api import router as api_router
 from .auth import SessionCodec
 from .deps import State, reader
@@ -59,6 +60,8 @@ def create_app(settings: Settings, *, extra_collectors: Iterable[Collector] = ()
     app.state.registry = registry
     install_handlers(app)
     app.include_router(api_router, dependencies=[Depends(reader)])
+    # nodes ask for their version before they hold any login: outside the guest gate
+    app.include_router(releases.router)
     app.include_router(ops.router)
     app.include_router(operator_pages.router)
     app.include_router(login.router)
