@@ -39,7 +39,9 @@ def test_systemd_unit_verifies(tmp_path: Path) -> None:
     problems = [line for line in done.stderr.splitlines() if "battletracker-node" in line]
     assert done.returncode == 0 and not problems, done.stderr
     exec_start = next(line for line in unit.text.splitlines() if line.startswith("ExecStart="))
-    assert f'"{VENV}/bin/battletracker" "node" "run" "--dir" "{tmp_path}/node dir %%h"' in exec_start
+    assert (
+        f'"{VENV}/bin/battletracker" "node" "run" "--dir" "{tmp_path}/node dir %%h"' in exec_start
+    )
     assert "KillMode=mixed" in unit.text and "Nice=10" in unit.text
 
 
