@@ -15,7 +15,7 @@ from typing import Any
 
 from celery.signals import task_failure, task_success, worker_init
 
-from ..app import app
+from ..fetcher import app
 from .ledger import record_chunk, record_error
 
 __all__ = ["SOFT_SHUTDOWN_SECONDS", "app"]
