@@ -15,6 +15,7 @@ __all__ = [
     "MIN_VERSION_KEY",
     "VersionError",
     "installed_version",
+    "needs_newer",
     "older_than",
     "parse_version",
     "required_version",
@@ -71,6 +72,21 @@ def installed_version() -> str:
         from . import __version__
 
         return __version__
+
+
+def needs_newer(message: object, current: str | None = None) -> str | None:
+    """The version a fetch message asks for when this node is older than it, else None.
+
+    A missing or unreadable ``min_version`` asks for nothing (the server stamps it; an
+    old server does not).
+    """
+    wanted = message.get(MIN_VERSION_KEY) if isinstance(message, dict) else None
+    if not isinstance(wanted, str):
+        return None
+    try:
+        return wanted if older_than(current or installed_version(), wanted) else None
+    except VersionError:
+        return None
 
 
 def required_version(settings: _HasRequired) -> str:

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 from typing import Any
 
 from celery.exceptions import Reject
 
 from ..app import PipelineTask, app, current_settings
+from ..release import installed_version, needs_newer
 from ..settings import Settings
 from ..wargaming.errors import KeyUnusable, MethodDisabled, RequestBug, WargamingError
 from . import metrics
@@ -38,6 +41,12 @@ log = logging.getLogger(__name__)
 )
 def fetch_range(self: PipelineTask, chunk: dict[str, Any]) -> dict[str, Any]:
     """Fetch a chunk with this node's keys; the result goes on to ``store_results``."""
+    wanted = needs_newer(chunk)
+    if wanted is not None:  # requeued untouched for a newer node; this one stops to upgrade
+        log.warning("chunk needs battletracker %s, this node runs %s: handed back, "
+                    "worker stops", wanted, installed_version())  # fmt: skip
+        _stop_this_worker()
+        raise Reject(f"needs battletracker {wanted}", requeue=True)
     spec = ChunkSpec.from_message(chunk)
     settings = current_settings()
     node = self.request.hostname or ""
@@ -71,6 +80,17 @@ async def _fetch(spec: ChunkSpec, settings: Settings, node: str) -> dict[str, An
                 mark_dead(slot.app_id)
             await slot.client.aclose()
     return result.to_message()
+
+
+def _stop_this_worker() -> None:
+    """Stop this worker (not by broadcast): ``node run`` then checks versions and upgrades."""
+    from billiard.process import current_process
+    from celery.worker import state
+
+    if current_process().name != "MainProcess":  # prefork: the worker is our parent
+        os.kill(os.getppid(), signal.SIGTERM)
+    else:  # solo pool (Windows): the consumer loop checks this flag between messages
+        state.should_stop = 0
 
 
 def _chunk_failed(spec: ChunkSpec, error: str, *, retryable: bool) -> None:

@@ -110,3 +110,29 @@ def test_sigterm_hands_the_unfinished_chunk_back(node_env: dict[str, Any]) -> No
     # back in the queue for another node, and nothing half-done went to the store
     assert queue_count(broker, "fetch") == 1, (d / "worker.log").read_text()[-3000:]
     assert take_results(broker) == []
+
+
+def test_a_chunk_for_a_newer_node_is_requeued_not_run(node_env: dict[str, Any]) -> None:
+    broker, d = node_env["broker"], node_env["dir"]
+    write_lease(node_env["lease"], broker, [("node-key", 40)], seconds=3600)
+    env = {"BATTLETRACKER_WG_API_URL": node_env["api"]}
+    node = NodeProcess(["--dir", str(d), "--lease-file", str(node_env["lease"])], env,
+                       node_env["log"])  # fmt: skip
+    try:
+        worker_log = d / "worker.log"
+        wait_for("the fetch worker", lambda: worker_log.exists() and "ready." in
+                 worker_log.read_text(), log=node_env["log"])  # fmt: skip
+        publish_chunk(broker, {**_chunk(3, 500), "min_version": "99.0"})
+        wait_for("the refusal", lambda: "needs battletracker 99.0" in worker_log.read_text(),
+                 log=worker_log)  # fmt: skip
+        # the worker stopped itself; node run saw it and says so
+        wait_for("node run noticing", lambda: "stopped by itself" in
+                 json.dumps(read_json(d / "runner.json")), log=node_env["log"])  # fmt: skip
+        wait_for("the chunk back in fetch", lambda: queue_count(broker, "fetch") == 1,
+                 log=worker_log)  # fmt: skip
+        assert take_results(broker) == []
+        assert "succeeded" not in worker_log.read_text()  # never run, only handed back
+    finally:
+        code = node.terminate(timeout=90)
+    assert code == 0
+    assert queue_count(broker, "fetch") == 1 and take_results(broker) == []
