@@ -111,7 +111,7 @@ class LeaseSource(Protocol):
 def worker_command(node_id: str, *, windows: bool = os.name == "nt") -> list[str]:
     """The fetch worker: one process (prefork on POSIX, solo on Windows where prefork fails)."""
     return [
-        sys.executable, "-m", "celery", "-A", WORKER_APP, "worker", "-Q", "fetch",
+        sys.executable, "-I", "-m", "celery", "-A", WORKER_APP, "worker", "-Q", "fetch",
         "-c", "1", "-P", "solo" if windows else "prefork", "-n", f"node-{node_id}@%h",
         "--without-gossip", "--without-mingle", "-l", "INFO",
     ]  # fmt: skip

@@ -180,7 +180,8 @@ def install_wheel(path: Path, expected_version: str, *, constraints: Path | None
     if done.returncode != 0:
         raise UpgradeFailed(f"pip could not install {path.name}:\n{done.stderr[-2000:]}")
     probe = subprocess.run(
-        [python, "-c", "from importlib.metadata import version; print(version('battletracker'))"],
+        # -I: the current directory (a checkout's egg-info, say) must not answer for the venv
+        [python, "-I", "-c", "from importlib.metadata import version; print(version('battletracker'))"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     now = probe.stdout.strip()
@@ -194,7 +195,7 @@ def restart_self(argv: Sequence[str]) -> None:
     POSIX replaces the process in place (same pid: the service manager sees no exit);
     Windows has no such call, so the new process runs as a child and its exit code is ours.
     """
-    cmd = [sys.executable, "-m", "battletracker", *argv]
+    cmd = [sys.executable, "-I", "-m", "battletracker", *argv]
     sys.stdout.flush()
     sys.stderr.flush()
     if os.name == "nt":  # pragma: no cover - Windows

@@ -89,7 +89,8 @@ class NodeProcess:
         self.log = log
         self._fh = log.open("ab")
         self.proc = subprocess.Popen([str(exe), "node", "run", *args], env={**os.environ, **env},
-                                     stdout=self._fh, stderr=subprocess.STDOUT)  # fmt: skip
+                                     stdout=self._fh, stderr=subprocess.STDOUT,
+                                     cwd=log.parent)  # fmt: skip
 
     def terminate(self, timeout: float = 60) -> int:
         if self.proc.poll() is None:
