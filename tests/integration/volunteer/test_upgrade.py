@@ -107,7 +107,7 @@ class _Tamper(http.server.BaseHTTPRequestHandler):
 
     upstream = ""
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         with urllib.request.urlopen(self.upstream + self.path, timeout=30) as r:
             body = bytearray(r.read())
         if self.path.startswith("/api/v1/node/wheel/"):
