@@ -1,11 +1,15 @@
 """This process's API keys: one limiter per key kept across tasks, dead keys remembered.
 
-A fetch worker runs with concurrency 1 (``worker_concurrency``): parallelism lives
-inside a task (several requests in flight per key), so each key has exactly one bucket
-on this node and its rate, lowered after limit errors, carries over to the next chunk.
+A fetch worker is one process. It may run several chunks at once in threads (``-P
+threads -c N``), so that requests keep flowing while one chunk waits for its last
+answers and the next starts; every task of the process shares the key's one limiter
+(thread-safe), so each key has exactly one budget on this node and its rate, lowered
+after limit errors, carries over to the next chunk.
 """
 
 from __future__ import annotations
+
+import threading
 
 from ..settings import Settings
 from ..wargaming.client import WargamingClient
@@ -16,6 +20,7 @@ __all__ = ["forget_keys", "mark_dead", "slots_for"]
 
 _BUCKETS: dict[str, TokenBucket] = {}
 _DEAD: set[str] = set()
+_LOCK = threading.Lock()
 
 
 def slots_for(settings: Settings) -> list[KeySlot]:
@@ -26,9 +31,10 @@ def slots_for(settings: Settings) -> list[KeySlot]:
         raise KeyUnusable("no API key configured (BATTLETRACKER_WG_KEYS)")
     slots = []
     for key in settings.wg_keys:
-        bucket = _BUCKETS.get(key.app_id)
-        if bucket is None or bucket.configured != key.rps:
-            bucket = _BUCKETS[key.app_id] = TokenBucket(key.rps)
+        with _LOCK:
+            bucket = _BUCKETS.get(key.app_id)
+            if bucket is None or bucket.configured != key.rps:
+                bucket = _BUCKETS[key.app_id] = TokenBucket(key.rps)
         client = WargamingClient(
             settings.wg_api_url, key.app_id, timeout=settings.request_timeout
         )

@@ -26,7 +26,7 @@ import httpx
 from .control import control
 from .faults import FaultPlan, Faults
 from .fields import MAX_FIELDS, FieldSelector
-from .limits import TokenBucket
+from .limits import KeyLimit, SlidingWindow, TokenBucket
 from .population import Population
 from .replies import Reply, api_error, json_reply, key_error, to_response
 from .signin import SignIn
@@ -61,6 +61,9 @@ class Simulator:
             anywhere. Only the HTTP server knows the caller's IP, so in-process requests
             pass unless ``handle(request, client_ip=...)`` names one.
         faults: random fault rates and latency; ``inject`` scripts exact faults.
+        strict_window: count each key's requests in a sliding one-second window (refused
+            ones too) instead of a token bucket: the strictest reading of "N requests per
+            second", which the real API does not document (see :mod:`.limits`).
         clock: monotonic seconds for the rate limit; inject a fake one in tests.
 
     Not reproduced: ``language`` and ``access_token`` are accepted and ignored, paths must
@@ -77,6 +80,7 @@ class Simulator:
         allowed_ips: Mapping[str, set[str]] | None = None,
         faults: Faults | None = None,
         day: int = 0,
+        strict_window: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.population = population
@@ -89,8 +93,9 @@ class Simulator:
         self.faults = FaultPlan(faults)
         self.day = day
         self.clock = clock
+        self.strict_window = strict_window
         self.signin = SignIn(self)
-        self._buckets = {key: TokenBucket(rps, clock) for key, rps in self.keys.items()}
+        self._buckets = {key: self._new_limit(rps) for key, rps in self.keys.items()}
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
         self._by_key: Counter[str] = Counter()
@@ -130,6 +135,9 @@ class Simulator:
                 "ids_served": self._counts["ids_served"],
                 "accounts_served": self._counts["accounts_served"],
                 "day": self.day,
+                "limit": "window" if self.strict_window else "bucket",
+                #: the most requests (refused included) any key got within one second
+                "peak_per_second": {k: b.peak for k, b in self._buckets.items()},
             }
 
     def count(self, outcome: str, key: str | None = None, ids: int = 0, accounts: int = 0) -> None:
@@ -142,12 +150,17 @@ class Simulator:
             if key is not None:
                 self._by_key[key] += 1
 
-    def _bucket(self, key: str) -> TokenBucket:
-        """The key's bucket, made on first use so keys added to ``keys`` later work too."""
+    def _new_limit(self, rps: float) -> KeyLimit:
+        if self.strict_window:
+            return SlidingWindow(rps, self.clock)
+        return TokenBucket(rps, self.clock)
+
+    def _bucket(self, key: str) -> KeyLimit:
+        """The key's limit, made on first use so keys added to ``keys`` later work too."""
         with self._lock:
             bucket = self._buckets.get(key)
             if bucket is None or bucket.rate != self.keys[key]:
-                bucket = self._buckets[key] = TokenBucket(self.keys[key], self.clock)
+                bucket = self._buckets[key] = self._new_limit(self.keys[key])
             return bucket
 
     # -- adapters ----------------------------------------------------------------------

@@ -114,11 +114,12 @@ def serve(sim: Simulator, host: str = "127.0.0.1", port: int = 0) -> RunningSimu
 
 def run_forever(*, host: str, port: int, seed: int, xbox_ids: int, ps_ids: int,
                 new_per_day: int, day: int, keys: dict[str, float],
-                latency: tuple[float, float]) -> None:
+                latency: tuple[float, float], strict_window: bool = False) -> None:
     """Build a simulator from plain options and serve it until Ctrl-C (for the CLI)."""
     population = Population(seed=seed, xbox_ids=xbox_ids, ps_ids=ps_ids,
                             new_per_day=new_per_day)
-    sim = Simulator(population, keys=keys, day=day, faults=Faults(latency=latency))
+    sim = Simulator(population, keys=keys, day=day, faults=Faults(latency=latency),
+                    strict_window=strict_window)
     running = serve(sim, host, port)
     print(f"Wargaming API simulator on {running.url} (day {day}, keys: "
           f"{', '.join(f'{k}={v:g}/s' for k, v in keys.items())}); "
