@@ -36,8 +36,11 @@ class RateLimiter(Protocol):
 
     rate: float
 
-    async def acquire(self) -> None:
-        """Wait until one more request may be sent."""
+    async def acquire(self) -> float | None:
+        """Wait until one more request may be sent; returns the grant's stamp, if any."""
+
+    def sent(self, stamp: float) -> None:
+        """The request granted at ``stamp`` went on the wire only now: count it from now."""
 
     def slow_down(self) -> None:
         """The API said we went too fast: lower the rate."""
@@ -50,8 +53,11 @@ class TokenBucket:
     """Even pacing at ``rate`` requests/s, and at most ``floor(rate)`` per 1 s + ``margin``.
 
     After a limit error the rate drops by ``backoff`` (not below ``min_share`` of the
-    configured rate), and every ``recover_after`` successes it climbs 5 % back toward it:
-    another node sharing the key may have been the cause, so recovery is slow. The rate
+    configured rate), and every ``recover_after`` successes it climbs 5 % back toward it.
+    Under leases every node spends only its share, so a lone limit error is most likely
+    jitter that beat the margin: the drop is small and recovery takes seconds (at 20 rps
+    one error costs under half a second of the key's budget); repeated errors (another
+    node overspending) still drive the rate down to its floor. The rate
     drops at most once per ``calm`` seconds: the requests already in flight when the key
     went over are refused too, and one overload must not count once per such request
     (with 9 in flight it would take a 20 rps key down to its floor at once).
@@ -62,9 +68,9 @@ class TokenBucket:
         rate: float,
         *,
         margin: float = DEFAULT_MARGIN,
-        backoff: float = 0.8,
+        backoff: float = 0.9,
         min_share: float = 0.2,
-        recover_after: int = 200,
+        recover_after: int = 50,
         calm: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] = asyncio.sleep,
@@ -110,8 +116,8 @@ class TokenBucket:
                 lock = self._loop_locks[loop] = asyncio.Lock()
             return lock
 
-    def _try_grant(self) -> float:
-        """Grant now (returns 0) or say how long to wait before asking again."""
+    def _try_grant(self) -> tuple[float, float]:
+        """(0, stamp): granted now; (wait, 0): ask again after ``wait`` seconds."""
         with self._state:
             now = self._clock()
             # behind schedule by a little: catch up; by more (idle): start afresh
@@ -120,17 +126,41 @@ class TokenBucket:
             if len(self._granted) >= self.per_window:
                 earliest = max(earliest, self._granted[0] + self.window)
             if earliest > now:
-                return earliest - now
+                return earliest - now, 0.0
             self._next = base + 1.0 / self.rate
             self._granted.append(now)
             if len(self._granted) > self.per_window:
                 self._granted.popleft()
-            return 0.0
+            return 0.0, now
 
-    async def acquire(self) -> None:
+    async def acquire(self) -> float:
         async with self._loop_lock():
-            while (wait := self._try_grant()) > 0:
+            while True:
+                wait, stamp = self._try_grant()
+                if wait <= 0:
+                    return stamp
                 await self._sleep(wait)  # type: ignore[misc]
+
+    def sent(self, stamp: float) -> None:
+        """Move the grant ``stamp`` to now: a new connection or a busy loop held it back.
+
+        The window rule then counts the request from when the API sees it, so a request
+        delayed by connection set-up cannot share a second with ``per_window`` others.
+        """
+        with self._state:
+            now = self._clock()
+            if now <= stamp:
+                return
+            granted = self._granted
+            for i in range(len(granted) - 1, -1, -1):
+                if granted[i] == stamp:
+                    del granted[i]
+                    # keep the deque ordered: the oldest grant decides the next wait
+                    j = len(granted)
+                    while j > 0 and granted[j - 1] > now:
+                        j -= 1
+                    granted.insert(j, now)
+                    return
 
     def slow_down(self) -> None:
         with self._state:
@@ -160,6 +190,9 @@ class NoLimit:
     rate = float("inf")
 
     async def acquire(self) -> None:
+        return None
+
+    def sent(self, stamp: float) -> None:
         return None
 
     def slow_down(self) -> None:

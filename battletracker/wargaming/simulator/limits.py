@@ -10,6 +10,7 @@ the strict window accepts at full speed is safe under any reading in between.
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -26,8 +27,8 @@ class KeyLimit(Protocol):
 
     rate: float
 
-    def take(self) -> bool:
-        """Count one request; False means it must be refused."""
+    def take(self, at: float | None = None) -> bool:
+        """Count one request (arrived at ``at``, default now); False: refuse it."""
 
     @property
     def peak(self) -> int:
@@ -52,10 +53,10 @@ class TokenBucket:
     def peak(self) -> int:
         return self._window.peak
 
-    def take(self) -> bool:
+    def take(self, at: float | None = None) -> bool:
         """Spend one token if there is one; False means the request must be refused."""
         with self._lock:
-            now = self._clock()
+            now = self._clock() if at is None else at
             self._window.add(now)
             elapsed = max(now - self._stamp, 0.0)
             self._stamp = now
@@ -71,7 +72,9 @@ class SlidingWindow:
 
     Counting refused requests is the strict choice: a client that overshoots keeps being
     refused until it has been quiet for a while, as a gateway that counts every arrival
-    would do. Thread-safe.
+    would do. A request counts from when it arrived (``at``: the HTTP server stamps the
+    moment its request line was read, before any Python parsing), so the stand-in's own
+    thread scheduling does not make a well-paced client look bunched. Thread-safe.
     """
 
     def __init__(self, rate: float, clock: Callable[[], float], window: float = 1.0) -> None:
@@ -81,7 +84,7 @@ class SlidingWindow:
         self.limit = max(1, int(rate * window + _EPSILON))
         self.window = window
         self._clock = clock
-        self._arrivals: deque[float] = deque()
+        self._arrivals: list[float] = []  # sorted; requests may be handled out of order
         self._lock = threading.Lock()
         self._peak = 0
 
@@ -89,15 +92,22 @@ class SlidingWindow:
     def peak(self) -> int:
         return self._peak
 
-    def take(self) -> bool:
+    def take(self, at: float | None = None) -> bool:
         with self._lock:
             now = self._clock()
+            t = now if at is None else min(at, now)
             arrivals = self._arrivals
-            while arrivals and arrivals[0] <= now - self.window:
-                arrivals.popleft()
-            allowed = len(arrivals) < self.limit
-            arrivals.append(now)
-            self._peak = max(self._peak, len(arrivals))
+            # forget what no window can reach any more (keep a second of slack for stragglers)
+            cut = bisect.bisect_right(arrivals, now - 2 * self.window)
+            if cut:
+                del arrivals[:cut]
+            before = bisect.bisect_right(arrivals, t) - bisect.bisect_right(
+                arrivals, t - self.window)
+            allowed = before < self.limit
+            bisect.insort(arrivals, t)
+            after = bisect.bisect_left(arrivals, t + self.window) - bisect.bisect_left(
+                arrivals, t)
+            self._peak = max(self._peak, before + 1, after)
             return allowed
 
 

@@ -280,3 +280,32 @@ def test_no_limit_never_waits() -> None:
     limiter.succeeded()
     assert time.monotonic() - started < 0.5
     assert limiter.rate == float("inf")
+
+
+def test_a_grant_that_reached_the_wire_late_counts_from_then() -> None:
+    """Connection set-up held request 0 back 0.3 s: request 20 waits for 0.3 + 1.02."""
+    fake = FakeTime()
+    limiter = bucket(20.0, fake, margin=0.02)
+
+    async def go() -> list[float]:
+        first = await limiter.acquire()
+        fake.now += 0.3
+        limiter.sent(first)
+        stamps = []
+        for _ in range(20):
+            await limiter.acquire()
+            stamps.append(fake.now)
+        return stamps
+
+    stamps = asyncio.run(go())
+    assert stamps[-1] == pytest.approx(1000.0 + 0.3 + 1.02)
+    assert stamps[0] == pytest.approx(1000.3)  # the schedule itself was not held back
+
+
+def test_sent_for_a_grant_long_gone_changes_nothing() -> None:
+    fake = FakeTime()
+    limiter = bucket(20.0, fake)
+    stamps = acquire_times(limiter, fake, 5, parallel=False)
+    limiter.sent(123.0)  # not a grant of this limiter
+    limiter.sent(stamps[-1])  # sent at once: now == stamp
+    assert list(limiter._granted) == pytest.approx(stamps)
