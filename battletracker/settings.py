@@ -67,7 +67,7 @@ class IdRange:
 class Settings:
     """Everything battletracker can be told. Built by :func:`load_settings`."""
 
-    database_url: str = "postgresql+psycopg2://postgres@127.0.0.1:5432/battletracker"
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/battletracker"
     broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
     #: Base URL of the API; ``account/info/`` is appended.
     wg_api_url: str = DEFAULT_API_URL

@@ -17,12 +17,19 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from ..db import copy_rows
-from ..models import Chunk, ChunkStatus, Cycle, CycleStatus
+from ..models import COUNTERS, Chunk, ChunkStatus, Cycle, CycleStatus
 from .result import COLUMNS, FetchResult, InvalidResult, validate_result
 
 __all__ = ["StoreOutcome", "StoreReport", "mark_rejected", "store_result"]
 
 log = logging.getLogger(__name__)
+
+#: PostgreSQL types of ``("cycle_id", *COLUMNS)`` in ``staged_accounts``: the binary COPY
+#: sends values in these types (about twice the rows/s of text COPY, see
+#: ``scripts/bench_store.py``).
+STAGING_TYPES: tuple[str, ...] = ("int4", "int8", "varchar", "int8", "int8") + ("int8",) * len(
+    COUNTERS
+)
 
 
 class StoreOutcome(enum.StrEnum):
@@ -77,6 +84,7 @@ def store_result(session: Session, raw: object) -> StoreReport:
         "staged_accounts",
         ("cycle_id", *COLUMNS),
         ((spec.cycle_id, *row) for row in result.rows),
+        types=STAGING_TYPES,
     )
     session.execute(
         update(Chunk)
