@@ -42,7 +42,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .models import COUNTERS
+from .constants import COUNTERS
 
 __all__ = [
     "COLUMNS",

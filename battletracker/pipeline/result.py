@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..models import PS_THRESHOLD
+from ..constants import PS_THRESHOLD
 from ..validation import COLUMNS, RowShapeError, row_problem, row_shape
 
 __all__ = [
