@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 from battletracker.models import Base
+from battletracker.nodes import models as _node_models  # noqa: F401  (the node tables)
 from battletracker.settings import load_settings
 
 config = context.config
