@@ -276,14 +276,17 @@ class NodeService:
             .order_by(ApiKeyRow.id).with_for_update()
         ).scalars().all()  # fmt: skip
         out: list[dict[str, object]] = []
+        live = (NodeLease.id != lease.id, NodeLease.revoked_at.is_(None),
+                NodeLease.expires_at > now)  # fmt: skip
+        # every live lease wants a share of every key, held or not yet
+        others = self.session.execute(select(func.count()).where(*live)).scalar_one()
         for key in keys:
-            holders, taken = self.session.execute(
-                select(func.count(), func.coalesce(func.sum(LeaseShare.rps), 0.0))
+            taken = self.session.execute(
+                select(func.coalesce(func.sum(LeaseShare.rps), 0.0))
                 .join(NodeLease, NodeLease.id == LeaseShare.lease_id)
-                .where(LeaseShare.api_key_id == key.id, NodeLease.id != lease.id,
-                       NodeLease.revoked_at.is_(None), NodeLease.expires_at > now)
-            ).one()  # fmt: skip
-            share = min(key.rps / (holders + 1), key.rps - float(taken))
+                .where(LeaseShare.api_key_id == key.id, *live)
+            ).scalar_one()  # fmt: skip
+            share = min(key.rps / (others + 1), key.rps - float(taken))
             share = int(share * 1000) / 1000  # round down: the sum never exceeds the budget
             if share < MIN_SHARE_RPS:
                 continue
