@@ -18,15 +18,28 @@ from kombu import Exchange, Queue
 
 from .nodes.guard import StoreGuard
 from .settings import Settings, load_settings
+from .volunteer.stopper import LocalStop
 
-__all__ = ["QUEUES", "PipelineTask", "app", "celery_options", "configure", "current_settings"]
+__all__ = [
+    "FETCH_TASKS",
+    "QUEUES",
+    "SERVER_TASKS",
+    "PipelineTask",
+    "app",
+    "celery_options",
+    "configure",
+    "current_settings",
+]
 
 #: fetch: volunteers; store: the server's bulk writer; control: coordination and stages.
 QUEUES = ("fetch", "store", "control")
 
 ROUTES = {
     "battletracker.fetch_range": {"queue": "fetch"},
-    "battletracker.store_results": {"queue": "store"},
+    # named exchange and key: a bare queue would be sent through the default exchange,
+    # which a node may not write to (nodes/broker.py)
+    "battletracker.store_results": {"queue": "store", "exchange": "bt.results",
+                                    "routing_key": "store"},
     "battletracker.*": {"queue": "control"},
 }
 
@@ -93,9 +106,15 @@ def _lazy_defaults() -> dict[str, Any]:
     return celery_options(current_settings())
 
 
-app = Celery("battletracker", include=["battletracker.pipeline.tasks", "battletracker.stats.tasks"])
+#: What a volunteer's fetch worker loads (``celery -A battletracker.fetcher``): no database.
+FETCH_TASKS = ("battletracker.pipeline.fetch_task",)
+#: What the server's worker loads (``celery -A battletracker``): every task.
+SERVER_TASKS = (*FETCH_TASKS, "battletracker.pipeline.tasks", "battletracker.stats.tasks")
+
+app = Celery("battletracker", include=list(SERVER_TASKS))
 app.add_defaults(_lazy_defaults)
 app.steps["consumer"].add(StoreGuard)  # issue 12: the store consumer runs only store_results
+app.steps["consumer"].add(LocalStop)  # issue 12: a node stops its fetch consumer locally
 app.config_from_object("celeryconfig", silent=True)
 
 _settings: Settings | None = None

@@ -111,6 +111,14 @@ def _guarded(name: str, strategy: Any, limit: int, errors: Any) -> Any:
     return guard
 
 
+def declare_topology(c: Any) -> None:
+    """Declare every queue and its exchange binding: nodes may declare nothing, so the
+    server's worker makes ``fetch`` (and ``bt.results`` → ``store``) before any node comes."""
+    channel = c.connection.default_channel
+    for queue in c.app.amqp.queues.values():
+        queue.bind(channel).declare()
+
+
 class StoreGuard(bootsteps.StartStopStep):
     """Wraps the task strategies after each (re)start of the task consumer."""
 
@@ -119,7 +127,10 @@ class StoreGuard(bootsteps.StartStopStep):
     def start(self, c: Any) -> None:
         from ..app import current_settings
 
-        limit = max_result_bytes(current_settings().chunk_size)
+        settings = current_settings()
+        if not settings.node_dir:
+            declare_topology(c)
+        limit = max_result_bytes(settings.chunk_size)
         for name, strategy in list(c.strategies.items()):
             if not getattr(strategy, "__battletracker_guard__", False):
                 c.strategies[name] = _guarded(name, strategy, limit, c.connection_errors)
