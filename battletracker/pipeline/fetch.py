@@ -1,7 +1,7 @@
 """Fetch one chunk: 100-id requests paced per key, several in flight, errors by class.
 
 :func:`fetch_chunk` is a plain coroutine over a list of :class:`KeySlot` (a client and
-its limiter); the Celery task in :mod:`battletracker.pipeline.tasks` only builds the
+its limiter); the Celery task in :mod:`battletracker.pipeline.fetch_task` only builds the
 slots from settings and runs it. What each error class does:
 
 - ``RequestLimitExceeded``: the key's limiter slows down, the same request is repeated.
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..models import COUNTERS
+from .. import validation
 from ..wargaming.client import WargamingClient
 from ..wargaming.errors import BadResponse, KeyUnusable, RequestLimitExceeded, TransientError
 from ..wargaming.ratelimit import RateLimiter
@@ -82,29 +82,16 @@ def concurrency_for(rate: float, latency: float = 0.75) -> int:
 
 
 def account_row(account_id: int, obj: dict[str, Any]) -> Row:
-    """The compact row of one account object; a malformed object is a bad answer."""
-    if obj.get("account_id", account_id) != account_id:
-        raise BadResponse(f"object under key {account_id} has another account_id")
-    nickname = obj.get("nickname")
-    if not isinstance(nickname, str) or not nickname:
-        raise BadResponse(f"account {account_id} has no nickname")
-    stats = obj.get("statistics") or {}
-    counters = (stats.get("all") if isinstance(stats, dict) else None) or {}
-    if not isinstance(counters, dict):
-        raise BadResponse(f"account {account_id}: statistics.all is not an object")
-    values = []
-    for name in COUNTERS:
-        v = counters.get(name)
-        v = 0 if v is None else v
-        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-            raise BadResponse(f"account {account_id}: counter {name} = {v!r}")
-        values.append(v)
+    """The compact row of one account object; a malformed object is a bad answer.
 
-    def stamp(key: str) -> int | None:
-        t = obj.get(key)
-        return t if isinstance(t, int) and not isinstance(t, bool) and t >= 0 else None
-
-    return (account_id, nickname, stamp("created_at"), stamp("last_battle_time"), *values)
+    The conversion is :func:`battletracker.validation.account_row`, shared with the
+    server's checks: odd values (a negative counter, a strange nickname) are sent as
+    the API gave them and judged by the server, row by row.
+    """
+    try:
+        return validation.account_row(account_id, obj)
+    except ValueError as exc:
+        raise BadResponse(str(exc)) from None
 
 
 async def _request(
