@@ -276,12 +276,15 @@ def demo(players: int, days: int, directory: str, serve: bool, port: int) -> Non
 
 def _register_plugins() -> None:
     """Sub-command groups owned by other packages of battletracker."""
+    from .nodes.cli import keys_cli, nodes_cli
     from .stats.cli import stats_cli
     from .volunteer.cli import node_cli
     from .web.cli import web_command
 
     main.add_command(web_command, "web")
     main.add_command(stats_cli, "stats")
+    main.add_command(nodes_cli, "nodes")
+    main.add_command(keys_cli, "keys")
     main.add_command(node_cli, "node")
 
 

@@ -40,7 +40,7 @@ class VersionError(ValueError):
 
 class _HasRequired(Protocol):
     @property
-    def node_required_version(self) -> str: ...
+    def required_node_version(self) -> str: ...
 
 
 def parse_version(text: str) -> tuple[int, ...]:
@@ -91,4 +91,4 @@ def needs_newer(message: object, current: str | None = None) -> str | None:
 
 def required_version(settings: _HasRequired) -> str:
     """The oldest node version the server accepts: the setting, else the server's own."""
-    return settings.node_required_version or installed_version()
+    return settings.required_node_version or installed_version()

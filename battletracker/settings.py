@@ -68,7 +68,7 @@ class IdRange:
 class Settings:
     """Everything battletracker can be told. Built by :func:`load_settings`."""
 
-    database_url: str = "postgresql+psycopg2://postgres@127.0.0.1:5432/battletracker"
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/battletracker"
     broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
     #: Base URL of the API; ``account/info/`` is appended.
     wg_api_url: str = DEFAULT_API_URL
@@ -107,9 +107,27 @@ class Settings:
     session_max_age: int = 8 * 3600
     #: Where players sign in with Wargaming; default is the real OpenID endpoint.
     wg_openid_url: str = "https://api-console.worldoftanks.com/wotx/auth/login/"
-    # -- volunteer install: what the server tells nodes about versions --------------------
-    #: Oldest node version the server gives work to ("": the server's own version).
-    node_required_version: str = ""
+    # -- volunteer nodes (issue 12) ------------------------------------------------------
+    #: The broker URL nodes connect to, without credentials (``amqps://host:5671/vhost``
+    #: over the internet); empty: ``broker_url``'s host, port and vhost.
+    node_broker_url: str = ""
+    #: RabbitMQ management API that makes each node's own broker user
+    #: (``http://admin:pw@rabbitmq:15672``); empty: nodes share ``node_broker_url``.
+    broker_admin_url: str = ""
+    #: Node broker users are named this prefix + the node id.
+    node_user_prefix: str = "bt-node-"
+    #: How long a lease lasts; a node renews it every third of this.
+    lease_seconds: int = 300
+    #: The version nodes must run (empty: this server's version).
+    required_node_version: str = ""
+    #: Share of each night's stored chunks the server fetches again to check nodes.
+    spot_check_fraction: float = 0.01
+    #: Below this trust a node is quarantined: its results refused, its chunks re-issued.
+    trust_threshold: float = 0.5
+    #: Node side: where ``node register`` keeps the identity and the lease (empty: the
+    #: user's config directory).
+    node_dir: str = ""
+    # -- volunteer install (issue 14): what the server offers nodes to install from ------
     #: The wheel the server offers nodes to install and upgrade from ("": none offered).
     node_wheel: str = ""
     #: A pip constraints file the server offers nodes to install with ("": none offered).
@@ -268,11 +286,17 @@ def _validate(s: Settings) -> None:
     need(0 < s.web_port < 65536, "web_port: must be a TCP port")
     need(0 <= s.worker_metrics_port < 65000, "worker_metrics_port: must be a TCP port or 0")
     need(s.session_max_age > 0, "session_max_age: must be > 0")
-    if s.node_required_version:
+    need(5 <= s.lease_seconds <= 86_400, "lease_seconds: must be between 5 and 86400")
+    need(0 <= s.spot_check_fraction <= 1, "spot_check_fraction: must be between 0 and 1")
+    need(0 <= s.trust_threshold <= 1, "trust_threshold: must be between 0 and 1")
+    for name in ("node_broker_url", "broker_admin_url"):
+        url = getattr(s, name)
+        need(not url or "://" in url, f"{name}: {url!r} must be a URL")
+    if s.required_node_version:
         try:
-            parse_version(s.node_required_version)
+            parse_version(s.required_node_version)
         except VersionError as exc:
-            raise SettingsError(f"node_required_version: {exc}") from None
+            raise SettingsError(f"required_node_version: {exc}") from None
     need(not s.node_wheel or s.node_wheel.endswith(".whl"),
          f"node_wheel: {s.node_wheel!r} must be the path of a .whl file")
     if s.elasticsearch_url is not None:

@@ -1,3 +1,3 @@
-"""The volunteer node: what runs on a stranger's machine (no database, web or search code)."""
+"""battletracker.volunteer: what runs on a volunteer's machine (no database, web or ES code)."""
 
 __all__: list[str] = []

@@ -61,7 +61,7 @@ def check_server(client: httpx.Client, server: str) -> tuple[Check, Release | No
     except (httpx.HTTPError, ValueError, UpgradeError) as exc:
         problem = Check("server", False, f"the server at {server} did not answer ({exc})",
                         "check the address you were given (it starts with https://) and that "
-                        "this machine is online; a work or school network may block it")  # fmt: skip
+                        "this machine is online; a work network may block it")  # fmt: skip
         return problem, None, None
     skew = None
     date = response.headers.get("date")

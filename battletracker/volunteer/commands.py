@@ -21,12 +21,15 @@ DIR_HELP = "Node directory (identity, lease state, logs)."
 
 
 def _default_dir() -> Path:
-    return Path(click.get_app_dir("battletracker")) / "node"
+    from .identity import default_dir
+
+    return default_dir()
 
 
 def _dir_option(f: Any) -> Any:
     kind = click.Path(file_okay=False, path_type=Path)
     return click.option("--dir", "directory", type=kind, default=None,
+                        envvar="BATTLETRACKER_NODE_DIR",
                         help=DIR_HELP + " [default: your config directory]")(f)  # fmt: skip
 
 
@@ -46,23 +49,59 @@ class FileLeases:
         return Lease.from_json(raw)
 
 
+class ServerLeases:
+    """The lease from the server the node registered with, renewed by its id."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.lease_id: int | None = None
+
+    def take(self) -> Any:
+        from .api import ServerError
+        from .identity import IdentityError
+        from .lease import take_lease
+        from .run import Lease, LeaseError
+
+        try:
+            try:
+                raw = take_lease(self.directory, renew=self.lease_id)
+            except ServerError as exc:
+                if self.lease_id is None or exc.status not in (404, 409):
+                    raise
+                raw = take_lease(self.directory)  # the old lease is gone: take a new one
+        except (ServerError, IdentityError) as exc:
+            raise LeaseError(str(exc)) from None
+        lease_id = raw.get("lease_id") if isinstance(raw, dict) else None
+        self.lease_id = lease_id if isinstance(lease_id, int) else None
+        return Lease.from_json(raw)
+
+
+def _identity(directory: Path) -> Any:
+    from .identity import IdentityError, load_identity
+
+    try:
+        return load_identity(directory)
+    except IdentityError:
+        return None
+
+
 def _server_of(directory: Path, server: str | None) -> str | None:
     """``--server``, else the server the node registered with (its identity file)."""
     if server:
         return server
-    try:
-        raw = json.loads((directory / "identity.json").read_text())
-        return str(raw["server"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    identity = _identity(directory)
+    return str(identity.server) if identity is not None else None
 
 
 def _leases(directory: Path, lease_file: Path | None) -> Any:
     if lease_file is not None:
         return FileLeases(lease_file)
-    raise click.ClickException(
-        "this node has no lease source yet: register it first (`battletracker node register`)"
-    )
+    if _identity(directory) is None:
+        raise click.ClickException(
+            f"no node identity in {directory}: register first "
+            "(battletracker node register --server URL --invite CODE)"
+        )
+    return ServerLeases(directory)
 
 
 def _setup_logging(log_file: Path | None) -> None:
@@ -110,7 +149,8 @@ def run_command(directory: Path | None, server: str | None, lease_file: Path | N
             update_runner(directory, upgrade_error=why)
 
     runner = NodeRunner(directory=directory, leases=_leases(directory, lease_file),
-                        ensure_version=ensure_version, nice=nice)  # fmt: skip
+                        ensure_version=ensure_version, nice=nice,
+                        worker_renews=lease_file is None)  # fmt: skip
     sys.exit(runner.run())
 
 
@@ -138,12 +178,14 @@ def check_command(ctx: click.Context, directory: Path | None, server: str | None
         raise click.UsageError(f"bad settings: {exc}") from None
     broker, keys = None, settings.wg_keys
     lease_problem = None
-    if lease_file is not None:
+    source = FileLeases(lease_file) if lease_file is not None else (
+        ServerLeases(directory) if _identity(directory) is not None else None)  # fmt: skip
+    if source is not None:
         try:
-            lease = FileLeases(lease_file).take()
+            lease = source.take()
             broker, keys = lease.broker_url, lease.keys + keys
         except LeaseError as exc:
-            lease_problem = str(exc)
+            lease_problem = f"no lease, so the broker and the keys are not checked: {exc}"
     with httpx.Client(timeout=10) as client:
         checks = run_checks(client=client, server=server, broker_url=broker, keys=keys,
                             api_url=settings.wg_api_url)  # fmt: skip
@@ -165,11 +207,30 @@ def status_command(directory: Path | None, as_json: bool) -> None:
 
     directory = directory or _default_dir()
     local = local_status(directory)
-    server_view, server_error = None, "not asked: the server's per-node view is not available yet"
+    server_view, server_error = _server_view(directory)
     if as_json:
         click.echo(json.dumps({"local": local, "server": server_view}, indent=1))
         return
     click.echo(format_status(local, server_view, server_error))
+
+
+def _server_view(directory: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """The server's record of this node (``GET /api/v1/nodes/me``), or why not."""
+    identity = _identity(directory)
+    if identity is None:
+        return None, "this node is not registered"
+    try:
+        response = httpx.get(identity.server.rstrip("/") + "/api/v1/nodes/me", timeout=10,
+                             headers={"Authorization": identity.authorization})  # fmt: skip
+        response.raise_for_status()
+        data = response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        return None, f"the server did not answer: {exc}"
+    if not isinstance(data, dict):
+        return None, "the server's answer is not an object"
+    keep = ("state", "chunks_stored", "accounts_stored", "rejected_results", "trust",
+            "last_seen", "note")  # fmt: skip
+    return {k: data.get(k) for k in keep}, None
 
 
 @click.command("install-service")

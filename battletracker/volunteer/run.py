@@ -31,7 +31,7 @@ from typing import IO, Any, Protocol
 from ..release import VersionError, installed_version, older_than, parse_version
 from ..settings import ApiKey, SettingsError, parse_keys
 from .ledger import update_runner
-from .worker import NODE_DIR_ENV, SOFT_SHUTDOWN_SECONDS
+from .worker_app import LEDGER_DIR_ENV, SOFT_SHUTDOWN_SECONDS
 
 __all__ = [
     "Lease",
@@ -44,7 +44,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-WORKER_APP = "battletracker.volunteer.worker"
+WORKER_APP = "battletracker.volunteer.worker_app"
 #: Nice value of the fetch worker on POSIX (0 normal, 19 lowest).
 DEFAULT_NICE = 10
 
@@ -82,15 +82,19 @@ class Lease:
         except (KeyError, TypeError, ValueError, SettingsError, VersionError) as exc:
             raise LeaseError(f"the lease is malformed: {exc}") from None
 
-    def same_work(self, other: Lease) -> bool:
-        """Whether a worker started under ``other`` may go on under this lease."""
-        return (self.broker_url, self.keys) == (other.broker_url, other.keys)
+    def same_work(self, other: Lease, *, keys: bool = True) -> bool:
+        """Whether a worker started under ``other`` may go on under this lease (``keys``:
+        whether the worker got its keys at start; a worker that renews the lease itself
+        follows key changes without a restart)."""
+        if self.broker_url != other.broker_url:
+            return False
+        return not keys or self.keys == other.keys
 
-    def worker_env(self) -> dict[str, str]:
-        return {
-            "BATTLETRACKER_BROKER_URL": self.broker_url,
-            "BATTLETRACKER_WG_KEYS": ",".join(f"{k.app_id}:{k.rps:g}" for k in self.keys),
-        }
+    def worker_env(self, *, keys: bool = True) -> dict[str, str]:
+        env = {"BATTLETRACKER_BROKER_URL": self.broker_url}
+        if keys:
+            env["BATTLETRACKER_WG_KEYS"] = ",".join(f"{k.app_id}:{k.rps:g}" for k in self.keys)
+        return env
 
     def summary(self) -> dict[str, Any]:
         """What ``node status`` shows: no secret, only a hint of each key."""
@@ -173,6 +177,7 @@ class NodeRunner:
         spawn: Callable[[Lease], WorkerProcess] | None = None,
         renew_every: float | None = None,
         nice: int = DEFAULT_NICE,
+        worker_renews: bool = False,
     ) -> None:
         """
         Arguments:
@@ -182,6 +187,8 @@ class NodeRunner:
                 replace this process); called with a function that stops the worker first.
             spawn: starts a worker for a lease (default: :func:`worker_command`).
             renew_every: seconds between renewals (default: a third of the lease left).
+            worker_renews: the worker holds the lease itself (a registered node: it reads
+                the node directory and renews there); else it gets the keys at start.
         """
         self.directory = directory
         self.leases = leases
@@ -189,13 +196,17 @@ class NodeRunner:
         self.spawn = spawn or self._spawn
         self.renew_every = renew_every
         self.nice = nice
+        self.worker_renews = worker_renews
         self.stopping = threading.Event()
         self.worker: WorkerProcess | None = None
         self.lease: Lease | None = None
 
     def _spawn(self, lease: Lease) -> WorkerProcess:
-        env = {**os.environ, **lease.worker_env(), NODE_DIR_ENV: str(self.directory),
-               "REMAP_SIGTERM": "SIGQUIT"}  # fmt: skip
+        env = {**os.environ, **lease.worker_env(keys=not self.worker_renews),
+               LEDGER_DIR_ENV: str(self.directory), "REMAP_SIGTERM": "SIGQUIT"}  # fmt: skip
+        env.pop("BATTLETRACKER_NODE_DIR", None)
+        if self.worker_renews:
+            env["BATTLETRACKER_NODE_DIR"] = str(self.directory)
         return WorkerProcess(worker_command(lease.node_id), env,
                              self.directory / "worker.log", nice=self.nice)  # fmt: skip
 
@@ -265,8 +276,9 @@ class NodeRunner:
                     continue
                 if older_than(installed_version(), lease.required_version):
                     self.ensure_version(self._stop_worker)
-                if self.worker is not None and self.lease is not None \
-                        and not lease.same_work(self.lease):  # fmt: skip
+                old = self.lease
+                if self.worker is not None and old is not None \
+                        and not lease.same_work(old, keys=not self.worker_renews):  # fmt: skip
                     log.info("the lease changed (broker or keys): restarting the fetch worker")
                     self._stop_worker()
                 self.lease = lease

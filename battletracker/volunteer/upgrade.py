@@ -179,9 +179,10 @@ def install_wheel(path: Path, expected_version: str, *, constraints: Path | None
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     if done.returncode != 0:
         raise UpgradeFailed(f"pip could not install {path.name}:\n{done.stderr[-2000:]}")
+    code = "from importlib.metadata import version; print(version('battletracker'))"
     probe = subprocess.run(
         # -I: the current directory (a checkout's egg-info, say) must not answer for the venv
-        [python, "-I", "-c", "from importlib.metadata import version; print(version('battletracker'))"],
+        [python, "-I", "-c", code],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     now = probe.stdout.strip()

@@ -1,62 +1,34 @@
-"""The Celery app a node's fetch worker runs (``celery -A battletracker.volunteer.worker``).
+"""The Celery options of a node's worker: it declares nothing and listens to nobody.
 
-It is the node's fetch app plus two things ``node run`` relies on: each fetched chunk is
-counted in the node's ledger, and a cold shutdown gives the running chunk a few seconds
-before it is handed back to the broker (``worker_soft_shutdown_timeout``).
+A node's broker user may only consume ``fetch`` and publish to the results exchange
+(see nodes/broker.py), so its worker must not declare queues or exchanges, must not
+run remote control (a pidbox queue, and broadcasts that would reach other workers),
+and sends no task events. Results go to ``store`` through ``bt.results``, the one
+exchange a node may write to.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import os
-from pathlib import Path
 from typing import Any
 
-from celery.signals import task_failure, task_success, worker_init
+from kombu import Exchange, Queue
 
-from ..fetcher import app
-from .ledger import record_chunk, record_error
+__all__ = ["RESULTS_EXCHANGE", "node_celery_options"]
 
-__all__ = ["SOFT_SHUTDOWN_SECONDS", "app"]
-
-log = logging.getLogger(__name__)
-
-#: How long a stopping worker lets its chunk finish before handing it back unfinished.
-SOFT_SHUTDOWN_SECONDS = 10.0
-#: Environment variable naming the node directory (set by ``node run``).
-NODE_DIR_ENV = "BTNODE_DIR"
-FETCH_TASK = "battletracker.fetch_range"
+RESULTS_EXCHANGE = "bt.results"
 
 
-def _node_dir() -> Path | None:
-    value = os.environ.get(NODE_DIR_ENV)
-    return Path(value) if value else None
-
-
-@worker_init.connect
-def _soft_shutdown(sender: Any = None, **_: Any) -> None:
-    app.conf.worker_soft_shutdown_timeout = SOFT_SHUTDOWN_SECONDS
-
-
-@task_success.connect
-def _count_chunk(sender: Any = None, result: Any = None, **_: Any) -> None:
-    directory = _node_dir()
-    if directory is None or getattr(sender, "name", None) != FETCH_TASK:
-        return
-    if not isinstance(result, dict):
-        return
-    try:
-        ids = int(result["last_id"]) - int(result["first_id"]) + 1
-        record_chunk(directory, accounts=len(result.get("rows") or ()), ids=ids)
-    except (KeyError, TypeError, ValueError, OSError) as exc:
-        log.warning("could not count the chunk in the node's ledger: %s", exc)
-
-
-@task_failure.connect
-def _note_failure(sender: Any = None, exception: BaseException | None = None, **_: Any) -> None:
-    directory = _node_dir()
-    if directory is None or getattr(sender, "name", None) != FETCH_TASK:
-        return
-    with contextlib.suppress(OSError):
-        record_error(directory, f"{type(exception).__name__}: {exception}")
+def node_celery_options() -> dict[str, Any]:
+    """Options laid over the pipeline's when the worker runs as a node."""
+    work = Exchange("battletracker", type="direct", durable=True, no_declare=True)
+    results = Exchange(RESULTS_EXCHANGE, type="direct", durable=True, no_declare=True)
+    return {
+        "task_queues": [
+            Queue("fetch", work, routing_key="fetch", durable=True, no_declare=True),
+            Queue("store", results, routing_key="store", durable=True, no_declare=True),
+        ],
+        "worker_enable_remote_control": False,
+        "worker_send_task_events": False,
+        "task_send_sent_event": False,
+        "worker_disable_rate_limits": True,
+    }

@@ -10,8 +10,10 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client.registry import Collector
 
 from ..db import sessionmaker_for
+from ..nodes.metrics import NodeCollector
 from ..settings import Settings
 from . import login, operator_pages, ops, pages
+from .api import nodes as nodes_api
 from .api import releases
 from .api import router as api_router
 from .auth import SessionCodec
@@ -56,12 +58,14 @@ def create_app(settings: Settings, *, extra_collectors: Iterable[Collector] = ()
         sessions=sessions,
         codec=SessionCodec(settings.secret_key, max_age=settings.session_max_age),
     )
-    registry, http_metrics = build_registry(sessions, extra_collectors)
+    registry, http_metrics = build_registry(sessions, [NodeCollector(sessions), *extra_collectors])
     app.state.registry = registry
     install_handlers(app)
     app.include_router(api_router, dependencies=[Depends(reader)])
     # nodes ask for their version before they hold any login: outside the guest gate
     app.include_router(releases.router)
+    app.include_router(nodes_api.router)  # node auth of its own (issue 12)
+    app.include_router(nodes_api.public_router)
     app.include_router(ops.router)
     app.include_router(operator_pages.router)
     app.include_router(login.router)

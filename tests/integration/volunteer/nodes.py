@@ -32,10 +32,13 @@ def write_lease(path: Path, broker: str, keys: list[tuple[str, float]], *,
 
 
 def declare_queues(broker: str) -> None:
-    exchange = kombu.Exchange("battletracker", type="direct", durable=True)
+    """The topology the server's worker declares (nodes may declare nothing)."""
+    from battletracker.app import celery_options
+    from battletracker.settings import Settings
+
     with kombu.Connection(broker) as conn:
-        for q in QUEUES:
-            kombu.Queue(q, exchange, routing_key=q, durable=True)(conn.default_channel).declare()
+        for queue in celery_options(Settings(broker_url=broker))["task_queues"]:
+            queue(conn.default_channel).declare()
 
 
 def publish_chunk(broker: str, chunk: dict[str, Any]) -> None:

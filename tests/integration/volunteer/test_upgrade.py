@@ -81,7 +81,7 @@ def old_node(wheels: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) 
 
 
 def _version_in(venv: Path) -> str:
-    out = subprocess.run([str(venv / "bin/python"), "-c", "from battletracker.release import "
+    out = subprocess.run([str(venv / "bin/python"), "-I", "-c", "from battletracker.release import "
                           "installed_version; print(installed_version())"],
                          capture_output=True, text=True, check=True, timeout=60)  # fmt: skip
     return out.stdout.strip()
@@ -89,7 +89,7 @@ def _version_in(venv: Path) -> str:
 
 @pytest.fixture
 def stack(wheels: dict[str, Path], tmp_path: Path) -> Iterator[dict[str, Any]]:
-    settings = Settings(node_wheel=str(wheels["new"]), node_required_version=NEW)
+    settings = Settings(node_wheel=str(wheels["new"]), required_node_version=NEW)
     sim = Simulator(Population(seed=5, xbox_ids=1000, ps_ids=10, new_per_day=0),
                     keys={"node-key": 50.0})  # fmt: skip
     web = serve_in_thread(settings)

@@ -24,7 +24,7 @@ def test_node_modules_and_worker_app_import_without_server_packages() -> None:
         "import battletracker.volunteer.run, battletracker.volunteer.check\n"
         "import battletracker.volunteer.status, battletracker.volunteer.service\n"
         "import battletracker.volunteer.upgrade, battletracker.volunteer.cli\n"
-        "from battletracker.volunteer.worker import app\n"
+        "from battletracker.volunteer.worker_app import app\n"
         "app.loader.import_default_modules(); app.finalize()\n"
         "print(sorted(t for t in app.tasks if t.startswith('battletracker.')))\n"
     )

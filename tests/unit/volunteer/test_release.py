@@ -23,11 +23,11 @@ def test_garbage_is_not_a_version(text: str) -> None:
 
 
 def test_required_version_is_the_setting_or_the_servers_own() -> None:
-    assert required_version(Settings(node_required_version="2.0.1")) == "2.0.1"
+    assert required_version(Settings(required_node_version="2.0.1")) == "2.0.1"
     from battletracker.release import installed_version
 
     assert required_version(Settings()) == installed_version()
-    with pytest.raises(SettingsError, match="node_required_version"):
-        load_settings(environ={"BATTLETRACKER_NODE_REQUIRED_VERSION": "soon"})
+    with pytest.raises(SettingsError, match="required_node_version"):
+        load_settings(environ={"BATTLETRACKER_REQUIRED_NODE_VERSION": "soon"})
     with pytest.raises(SettingsError, match="node_wheel"):
         load_settings(environ={"BATTLETRACKER_NODE_WHEEL": "/tmp/thing.zip"})
