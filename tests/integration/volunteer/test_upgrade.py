@@ -9,7 +9,6 @@ packages of the test environment through a ``.pth`` line, so no index is needed.
 from __future__ import annotations
 
 import http.server
-import shutil
 import subprocess
 import sys
 import sysconfig
@@ -35,36 +34,20 @@ from tests.integration.volunteer.nodes import (
     wait_for,
     write_lease,
 )
+from tests.integration.volunteer.wheels import build_wheel
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[3]
 OLD = installed_version()
 NEW = OLD + ".post7"
-
-
-def _build_wheel(version: str, out: Path, work: Path) -> Path:
-    src = work / f"src-{version}"
-    shutil.copytree(ROOT / "battletracker", src / "battletracker",
-                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
-    for name in ("setup.cfg", "pyproject.toml", "README.md"):
-        shutil.copy(ROOT / name, src / name)
-    cfg = src / "setup.cfg"
-    cfg.write_text(cfg.read_text().replace(f"version = {OLD}", f"version = {version}", 1))
-    init = src / "battletracker/__init__.py"
-    init.write_text(init.read_text().replace(f'"{OLD}"', f'"{version}"'))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
-                    "-w", str(out), str(src)],
-                   check=True, capture_output=True, timeout=300)  # fmt: skip
-    return next(out.glob(f"battletracker-{version}-*.whl"))
 
 
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     work = tmp_path_factory.mktemp("wheels")
     return {
-        "old": _build_wheel(OLD, work / "old", work),
-        "new": _build_wheel(NEW, work / "new", work),
+        "old": build_wheel(OLD, work / "old", work),
+        "new": build_wheel(NEW, work / "new", work),
     }
 
 
