@@ -28,6 +28,7 @@ from ..db import session_scope
 from ..models import Chunk, ChunkStatus, CycleStatus
 from ..nodes.intake import intake_result
 from ..nodes.verify import dispatch_fields, dispatch_key
+from ..release import MIN_VERSION_KEY, required_version
 from . import metrics
 from .coordinator import create_cycle, cycle_date_for, dispatch_chunks
 from .diffs import compute_diffs as compute_diffs_stage
@@ -58,9 +59,11 @@ DB_RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": 5, "max_retri
 def publish_chunks(specs: Sequence[ChunkSpec]) -> None:
     """Send one ``fetch_range`` per chunk, linked to ``store_results``, on one connection."""
     key = dispatch_key(current_settings().secret_key)  # issue 12: dispatch tokens
+    # issue 14: a node older than this requeues the chunk untouched and upgrades itself
+    wanted = {MIN_VERSION_KEY: required_version(current_settings())}
     with app.producer_or_acquire() as producer:
         for spec in specs:
-            message = {**spec.to_message(), **dispatch_fields(
+            message = {**spec.to_message(), **wanted, **dispatch_fields(
                 key, spec.chunk_id, spec.cycle_id, spec.first_id, spec.last_id, spec.attempt)}
             fetch_range.apply_async((message,), link=store_results.s(), producer=producer)
 

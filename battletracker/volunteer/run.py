@@ -147,16 +147,21 @@ class WorkerProcess:
         return self.proc.poll() is None
 
     def stop(self, grace: float = SOFT_SHUTDOWN_SECONDS) -> int | None:
-        """Cold shutdown: the chunk in hand gets ``grace`` seconds, then is requeued."""
+        """Cold shutdown: the chunk in hand gets ``grace`` seconds, then is requeued.
+
+        Celery's own cold shutdown cancels the running chunk after its soft-shutdown
+        time; should it be slower (a busy machine), the worker's process group is killed:
+        its chunk is unacknowledged, so the broker requeues it when the connection drops.
+        """
         if self.alive():
             if os.name == "nt":  # pragma: no cover - Windows: the broker requeues on disconnect
                 self.proc.terminate()
             else:
                 self.proc.send_signal(signal.SIGQUIT)
             try:
-                self.proc.wait(grace + 20)
+                self.proc.wait(grace + 3)
             except subprocess.TimeoutExpired:
-                log.warning("fetch worker %s did not stop: killing it", self.pid)
+                log.warning("fetch worker %s still running: killed, its chunk goes back", self.pid)
                 if os.name != "nt":
                     os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.kill()

@@ -91,8 +91,8 @@ def test_node_run_fetches_under_its_lease_at_low_priority(node_env: dict[str, An
 
 def test_sigterm_hands_the_unfinished_chunk_back(node_env: dict[str, Any]) -> None:
     broker, d = node_env["broker"], node_env["dir"]
-    # 10,000 ids at 4 rps: 25 s of work, longer than the 10 s a stopping worker allows
-    write_lease(node_env["lease"], broker, [("node-key", 4)], seconds=3600)
+    # 10,000 ids at 2 rps: 50 s of work, much longer than the 10 s a stopping worker allows
+    write_lease(node_env["lease"], broker, [("node-key", 2)], seconds=3600)
     env = {"BATTLETRACKER_WG_API_URL": node_env["api"]}
     node = NodeProcess(["--dir", str(d), "--lease-file", str(node_env["lease"])], env,
                        node_env["log"])  # fmt: skip

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from battletracker.release import VersionError, older_than, parse_version, required_version
@@ -11,7 +13,7 @@ from battletracker.settings import Settings, SettingsError, load_settings
 def test_versions_order_like_pep440() -> None:
     ordered = ["0.1.0.dev1", "0.1.0a1", "0.1.0b2", "0.1.0rc1", "0.1.0", "0.1.0.post1",
                "0.1.1", "0.2", "1.0.0"]  # fmt: skip
-    for a, b in zip(ordered, ordered[1:], strict=False):
+    for a, b in itertools.pairwise(ordered):
         assert older_than(a, b) and not older_than(b, a), (a, b)
     assert not older_than("0.1", "0.1.0") and not older_than("0.1.0", "0.1")
 
