@@ -274,18 +274,42 @@ def demo(players: int, days: int, directory: str, serve: bool, port: int) -> Non
     sys.exit(run_demo(players=players, days=days, directory=directory, serve=serve, port=port))
 
 
-def _register_plugins() -> None:
-    """Sub-command groups owned by other packages of battletracker."""
-    from .nodes.cli import keys_cli, nodes_cli
-    from .stats.cli import stats_cli
-    from .volunteer.cli import node_cli
-    from .web.cli import web_command
+def _needs_server(name: str, missing: str) -> click.Command:
+    """Stands in for a server command group whose module cannot load on a node's install."""
 
-    main.add_command(web_command, "web")
-    main.add_command(stats_cli, "stats")
-    main.add_command(nodes_cli, "nodes")
-    main.add_command(keys_cli, "keys")
-    main.add_command(node_cli, "node")
+    def refuse() -> None:
+        raise click.UsageError(
+            f"'{name}' runs on the operator's server and needs the server install "
+            f"(missing {missing!r}): pip install 'battletracker[server]'"
+        )
+
+    return click.Command(name, callback=refuse, help="(needs the server install)",
+                         context_settings={"ignore_unknown_options": True,
+                                           "allow_extra_args": True})  # fmt: skip
+
+
+def _register_plugins() -> None:
+    """Sub-command groups owned by other packages of battletracker.
+
+    A group whose module needs a server package is replaced, on a node's slim install, by
+    a command that says which install it needs: ``battletracker node …`` must work there.
+    """
+    from importlib import import_module
+
+    for name, module, attr in (
+        ("web", ".web.cli", "web_command"),
+        ("stats", ".stats.cli", "stats_cli"),
+        ("nodes", ".nodes.cli", "nodes_cli"),
+        ("keys", ".nodes.cli", "keys_cli"),
+        ("node", ".volunteer.cli", "node_cli"),
+    ):
+        try:
+            command = getattr(import_module(module, __package__), attr)
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] not in SERVER_PACKAGES:
+                raise
+            command = _needs_server(name, exc.name or "")
+        main.add_command(command, name)
 
 
 _register_plugins()

@@ -9,8 +9,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-SERVER_ONLY = ("sqlalchemy", "psycopg2", "psycopg", "elasticsearch", "fastapi", "alembic",
-               "uvicorn", "flower")  # fmt: skip
+from battletracker.cli import SERVER_PACKAGES
+
+SERVER_ONLY = tuple(sorted(SERVER_PACKAGES))
 BLOCK = "import sys\n" + "".join(f"sys.modules[{m!r}] = None\n" for m in SERVER_ONLY)
 
 
@@ -39,3 +40,9 @@ def test_node_commands_run_without_server_packages(tmp_path: object) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "never started" in out.stdout
+
+
+def test_a_server_command_on_a_node_says_which_install_it_needs() -> None:
+    out = _run("from battletracker.cli import main\nmain(['web', '--port', '1'])\n")
+    assert out.returncode == 2, out.stderr
+    assert "pip install 'battletracker[server]'" in out.stderr and "Traceback" not in out.stderr
