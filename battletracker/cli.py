@@ -73,11 +73,11 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True)
 @click.pass_context
 def db_upgrade(ctx: click.Context, revision: str) -> None:
-    """Apply the migrations to the configured database."""
-    from .migrate import upgrade
+    """Apply the migrations (as the owner), then the web and worker roles' grants."""
+    from .migrate import upgrade_and_grant
 
-    upgrade(_settings(ctx), revision)
-    click.echo(f"database at {revision}")
+    enabled = upgrade_and_grant(_settings(ctx), revision)
+    click.echo(f"database at {revision}; roles that may log in: {', '.join(enabled) or 'none'}")
 
 
 # -- cycles ------------------------------------------------------------------------------------
