@@ -46,7 +46,7 @@ class RangeRow:
 def show_ranges(session: Session, settings: Settings) -> list[RangeRow]:
     """Both platforms' live ranges (seeded from the settings if no cycle ran yet)."""
     ensure_platform_ranges(session, settings)
-    rows = session.execute(select(PlatformRange).order_by(PlatformRange.platform)).scalars()
+    rows = session.execute(select(PlatformRange).order_by(PlatformRange.min_id)).scalars()
     return [RangeRow(r.platform.value, r.min_id, r.max_id, r.updated_at,
                      r.history[-1] if r.history else None, len(r.history or [])) for r in rows]
 
