@@ -126,6 +126,20 @@ class Settings:
     #: Node side: where ``node register`` keeps the identity and the lease (empty: the
     #: user's config directory).
     node_dir: str = ""
+    # -- operator stack (issue 15a): Elasticsearch/Kibana, database roles ---------------------
+    #: Replicas of each exported index: 0 on a single node (a replica there has nowhere to
+    #: go and keeps the cluster yellow); 1 on a cluster of two or more.
+    elasticsearch_replicas: int = 0
+    #: Daily indices are deleted this many days after creation. Two a day, one shard each:
+    #: 2 x retention shards must stay below Elasticsearch's 1,000 shards per node.
+    elasticsearch_retention_days: int = 365
+    #: Kibana's URL, for ``battletracker export kibana`` (and ``doctor``); unset: skip.
+    kibana_url: str | None = None
+    #: Passwords ``battletracker db upgrade`` gives the web app's read-only role and the
+    #: workers' role (``battletracker_web``, ``battletracker_worker``); empty: the role
+    #: exists but cannot log in with a password.
+    db_web_password: str = ""
+    db_worker_password: str = ""
     #: Where this config came from, for messages.
     source: str = field(default="defaults", compare=False)
 
@@ -221,7 +235,7 @@ def _convert(name: str, raw: Any) -> Any:
         if isinstance(raw, dict):
             return tuple((str(k), str(v)) for k, v in raw.items())
         return _parse_operators(str(raw))
-    if name == "elasticsearch_url":
+    if name in ("elasticsearch_url", "kibana_url"):
         return str(raw).strip() or None
     if isinstance(default, bool):
         return raw if isinstance(raw, bool) else _parse_bool(name, str(raw))
@@ -289,6 +303,14 @@ def _validate(s: Settings) -> None:
     if s.elasticsearch_url is not None:
         need(s.elasticsearch_url.startswith(("http://", "https://")),
              "elasticsearch_url: must be an http(s) URL")
+    if s.kibana_url is not None:
+        need(s.kibana_url.startswith(("http://", "https://")), "kibana_url: must be an http(s) URL")
+    need(0 <= s.elasticsearch_replicas <= 5, "elasticsearch_replicas: must be between 0 and 5")
+    # 2 indices a day; 1,000 shards per node is Elasticsearch's default ceiling, and Kibana
+    # and the players index need some of them
+    need(7 <= s.elasticsearch_retention_days <= 450,
+         "elasticsearch_retention_days: must be between 7 and 450 (2 shards a day must stay "
+         "below the 1,000 shards a node holds)")
 
 
 def load_settings(
