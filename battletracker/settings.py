@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .models import PS_THRESHOLD
+from .constants import PS_THRESHOLD
 
 __all__ = [
     "ApiKey",

@@ -1,7 +1,7 @@
 """Fetch one chunk: 100-id requests paced per key, several in flight, errors by class.
 
 :func:`fetch_chunk` is a plain coroutine over a list of :class:`KeySlot` (a client and
-its limiter); the Celery task in :mod:`battletracker.pipeline.tasks` only builds the
+its limiter); the Celery task in :mod:`battletracker.pipeline.fetch_task` only builds the
 slots from settings and runs it. What each error class does:
 
 - ``RequestLimitExceeded``: the key's limiter slows down, the same request is repeated.
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..models import COUNTERS
+from ..constants import COUNTERS
 from ..wargaming.client import WargamingClient
 from ..wargaming.errors import BadResponse, KeyUnusable, RequestLimitExceeded, TransientError
 from ..wargaming.ratelimit import RateLimiter

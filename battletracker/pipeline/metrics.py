@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from celery.signals import worker_process_init
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 __all__ = [
@@ -73,3 +74,14 @@ def serve_worker_metrics(port: int, index: int) -> int | None:
         return None
     log.info("worker metrics on :%d/metrics", port + index)
     return port + index
+
+
+@worker_process_init.connect
+def _serve_metrics(**_: object) -> None:
+    """Each pool process of any worker (node or server) serves its own metrics."""
+    from billiard.process import current_process
+
+    from ..app import current_settings
+
+    index = getattr(current_process(), "index", 0) or 0
+    serve_worker_metrics(current_settings().worker_metrics_port, index)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..models import COUNTERS, PS_THRESHOLD
+from ..constants import COUNTERS, PS_THRESHOLD
 
 __all__ = [
     "COLUMNS",

@@ -1,5 +1,7 @@
 """The pipeline's Celery tasks: thin wrappers that resolve dependencies and call a stage.
 
+The volunteers' ``fetch_range`` lives in :mod:`.fetch_task`, apart from these.
+
 Chain of one night (see design.md)::
 
     start_cycle ─► fetch_range (each chunk) ──link──► store_results (each chunk)
@@ -14,27 +16,21 @@ idempotent by a status check under a row lock.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 from collections.abc import Sequence
 from typing import Any
 
-from celery.exceptions import Reject
-from celery.signals import worker_process_init
 from sqlalchemy.exc import OperationalError
 
 from ..app import PipelineTask, app, current_settings
 from ..db import session_scope
 from ..models import Chunk, ChunkStatus, CycleStatus
-from ..settings import Settings
-from ..wargaming.errors import KeyUnusable, MethodDisabled, RequestBug, WargamingError
 from . import metrics
 from .coordinator import create_cycle, cycle_date_for, dispatch_chunks
 from .diffs import compute_diffs as compute_diffs_stage
 from .export import ExportError
-from .fetch import fetch_chunk
-from .keys import mark_dead, slots_for
+from .fetch_task import fetch_range
 from .queues import queue_depths
 from .ranges import grow_ranges as grow_ranges_stage
 from .reaper import reap
@@ -45,7 +41,6 @@ __all__ = [
     "chunk_failed",
     "compute_diffs",
     "export_to_elastic",
-    "fetch_range",
     "publish_chunks",
     "reap_stale",
     "start_cycle",
@@ -87,64 +82,6 @@ def start_cycle(date: str | None = None) -> dict[str, Any]:
             where=[Chunk.cycle_id == start.cycle_id, Chunk.status == ChunkStatus.pending],
         )
     return {"cycle_id": start.cycle_id, "created": True, "published": published}
-
-
-# -- volunteer side ------------------------------------------------------------------------
-
-
-@app.task(
-    name="battletracker.fetch_range",
-    base=PipelineTask,
-    bind=True,
-    max_retries=5,
-    # one chunk takes chunk_size/100/rps seconds: 10,000 ids at 10 rps is ~100 s
-    time_limit=20 * 60,
-    soft_time_limit=15 * 60,
-)
-def fetch_range(self: PipelineTask, chunk: dict[str, Any]) -> dict[str, Any]:
-    """Fetch a chunk with this node's keys; the result goes on to ``store_results``."""
-    spec = ChunkSpec.from_message(chunk)
-    settings = current_settings()
-    node = self.request.hostname or ""
-    try:
-        result = asyncio.run(_fetch(spec, settings, node))
-    except KeyUnusable as exc:
-        _stop_fetching(self, exc)
-        raise Reject(str(exc), requeue=True) from exc
-    except MethodDisabled as exc:
-        raise self.retry(exc=exc, countdown=30 * 60, max_retries=48) from exc
-    except RequestBug as exc:
-        log.error("chunk %s: request bug, not retried: %s", spec.chunk_id, exc)
-        chunk_failed.delay(spec.to_message(), str(exc), retryable=False)
-        raise
-    except WargamingError as exc:  # transient and limit errors past the in-task retries
-        if self.request.retries >= (self.max_retries or 0):
-            chunk_failed.delay(spec.to_message(), str(exc), retryable=True)
-            raise
-        raise self.retry(exc=exc, countdown=30 * 2**self.request.retries) from exc
-    metrics.record_fetch(result)
-    return result
-
-
-async def _fetch(spec: ChunkSpec, settings: Settings, node: str) -> dict[str, Any]:
-    slots = slots_for(settings)
-    try:
-        result = await fetch_chunk(spec, slots, node=node)
-    finally:
-        for slot in slots:
-            if slot.dead:
-                mark_dead(slot.app_id)
-            await slot.client.aclose()
-    return result.to_message()
-
-
-def _stop_fetching(task: PipelineTask, exc: KeyUnusable) -> None:
-    """No usable key left: stop consuming ``fetch`` here and tell the server."""
-    hostname = task.request.hostname
-    log.critical("node %s has no usable API key (%s): it stops fetching", hostname, exc)
-    key_unusable.delay(hostname or "", exc.app_id[:4] + "…", exc.api_message or str(exc))
-    if hostname:
-        app.control.cancel_consumer("fetch", destination=[hostname])
 
 
 # -- server side ---------------------------------------------------------------------------
@@ -249,11 +186,3 @@ def _fetch_queue_ready() -> int | None:
     for queue, (ready, _) in depths.items():
         metrics.QUEUE_MESSAGES.labels(queue).set(ready)
     return depths["fetch"][0]
-
-
-@worker_process_init.connect
-def _serve_metrics(**_: object) -> None:
-    from billiard.process import current_process
-
-    index = getattr(current_process(), "index", 0) or 0
-    metrics.serve_worker_metrics(current_settings().worker_metrics_port, index)

@@ -10,7 +10,6 @@ import datetime as dt
 
 import click
 
-from ..db import engine_for
 from ..settings import load_settings
 from .interfaces import WINDOWS
 
@@ -36,6 +35,7 @@ def materialise_cmd(
     no_activity: bool,
 ) -> None:
     """Build every board x window (both platforms) and the daily activity for --date."""
+    from ..db import engine_for
     from .materialise import materialise
 
     engine = engine_for(load_settings())

@@ -49,8 +49,10 @@ class Worker:
                  concurrency: int = 1) -> None:  # fmt: skip
         self.name = name
         self.log = log
+        # a volunteer runs the slim app that loads only fetch_range; the server every task
+        app = "battletracker.fetcher" if queues == "fetch" else "battletracker"
         args = [
-            str(BIN / "celery"), "-A", "battletracker", "worker", "-Q", queues,
+            str(BIN / "celery"), "-A", app, "worker", "-Q", queues,
             "-c", str(concurrency), "-n", f"{name}@%h", "--without-gossip",
             "--without-mingle", "-l", "INFO",
         ]  # fmt: skip

@@ -18,7 +18,7 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
-from battletracker.models import COUNTERS
+from battletracker.constants import COUNTERS
 
 __all__ = ["PLATFORMS", "PS_MIN", "XBOX_MIN", "Population"]
 
