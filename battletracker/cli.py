@@ -276,11 +276,13 @@ def demo(players: int, days: int, directory: str, serve: bool, port: int) -> Non
 
 def _register_plugins() -> None:
     """Sub-command groups owned by other packages of battletracker."""
+    from .report.cli import report_command
     from .stats.cli import stats_cli
     from .web.cli import web_command
 
     main.add_command(web_command, "web")
     main.add_command(stats_cli, "stats")
+    main.add_command(report_command)
 
 
 _register_plugins()

@@ -21,6 +21,7 @@ from .throttle import LoginThrottle
 
 __all__ = [
     "PUBLIC_PATHS",
+    "PUBLIC_PREFIXES",
     "DbSession",
     "LoginRequired",
     "OperatorRequired",
@@ -41,6 +42,9 @@ PUBLIC_PATHS = frozenset({
     "/login", "/logout", "/auth/wargaming", "/auth/wargaming/callback",
     "/healthz", "/metrics",
 })
+#: Route prefixes of the volunteer nodes' own API: nodes authenticate with their own
+#: credentials (issue 12's bearer token), never with a browser's guest login.
+PUBLIC_PREFIXES = ("/api/v1/nodes/", "/api/v1/node/")
 
 
 @dataclass
@@ -112,8 +116,13 @@ def reader(request: Request) -> Identity:
 
 def gate(request: Request) -> None:
     """The app-wide guest gate: :func:`reader` for every route but :data:`PUBLIC_PATHS`."""
-    route = request.scope.get("route")
-    if getattr(route, "path", None) in PUBLIC_PATHS:
+    # the path the router matched (not a route's own template, which lacks any prefix
+    # given to include_router: "/login" inside a prefixed router is not the login page)
+    path: str = request.scope["path"]
+    root = request.scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root):]
+    if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
         return
     if state_of(request).settings.guest_login:
         reader(request)

@@ -26,8 +26,8 @@ class PasswordChecker:
     def __init__(self, operators: tuple[tuple[str, str], ...], *, workers: int = 1,
                  queue: int = 8) -> None:
         self._operators = operators
-        self._executor = ThreadPoolExecutor(max_workers=workers,
-                                            thread_name_prefix="battletracker-pbkdf2")
+        self._workers = workers
+        self._executor: ThreadPoolExecutor | None = None  # made on first use
         self._limit = workers + queue
         self._pending = 0
         #: How many checks ran: a test reads it to see that refused logins cost nothing.
@@ -40,10 +40,16 @@ class PasswordChecker:
         self._pending += 1
         try:
             self.checked += 1
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=self._workers,
+                                                    thread_name_prefix="battletracker-pbkdf2")
             future = self._executor.submit(check_operator, self._operators, user, password)
             return await asyncio.wrap_future(future)
         finally:
             self._pending -= 1
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """Stop the threads (the app's shutdown); a later check starts new ones."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
