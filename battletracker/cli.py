@@ -278,6 +278,7 @@ def _register_plugins() -> None:
     """Sub-command groups owned by other packages of battletracker."""
     from .admin import cycle_list, doctor_command, export_cli, ranges_cli
     from .nodes.cli import keys_cli, nodes_cli
+    from .report.cli import report_command
     from .stats.cli import stats_cli
     from .volunteer.cli import node_cli
     from .web.cli import web_command
@@ -291,6 +292,7 @@ def _register_plugins() -> None:
     main.add_command(export_cli, "export")
     main.add_command(doctor_command, "doctor")
     cycle.add_command(cycle_list, "list")
+    main.add_command(report_command)
 
 
 _register_plugins()
