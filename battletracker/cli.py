@@ -95,11 +95,11 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True)
 @click.pass_context
 def db_upgrade(ctx: click.Context, revision: str) -> None:
-    """Apply the migrations to the configured database."""
-    from .migrate import upgrade
+    """Apply the migrations (as the owner), then the web and worker roles' grants."""
+    from .migrate import upgrade_and_grant
 
-    upgrade(_settings(ctx), revision)
-    click.echo(f"database at {revision}")
+    enabled = upgrade_and_grant(_settings(ctx), revision)
+    click.echo(f"database at {revision}; roles that may log in: {', '.join(enabled) or 'none'}")
 
 
 # -- cycles ------------------------------------------------------------------------------------
@@ -296,12 +296,17 @@ def _register_plugins() -> None:
     """
     from importlib import import_module
 
-    for name, module, attr in (
-        ("web", ".web.cli", "web_command"),
-        ("stats", ".stats.cli", "stats_cli"),
-        ("nodes", ".nodes.cli", "nodes_cli"),
-        ("keys", ".nodes.cli", "keys_cli"),
-        ("node", ".volunteer.cli", "node_cli"),
+    for group, name, module, attr in (
+        (main, "web", ".web.cli", "web_command"),
+        (main, "stats", ".stats.cli", "stats_cli"),
+        (main, "nodes", ".nodes.cli", "nodes_cli"),
+        (main, "keys", ".nodes.cli", "keys_cli"),
+        (main, "node", ".volunteer.cli", "node_cli"),
+        (main, "ranges", ".admin", "ranges_cli"),
+        (main, "export", ".admin", "export_cli"),
+        (main, "doctor", ".admin", "doctor_command"),
+        (cycle, "list", ".admin", "cycle_list"),
+        (main, "report", ".report.cli", "report_command"),
     ):
         try:
             command = getattr(import_module(module, __package__), attr)
@@ -309,7 +314,7 @@ def _register_plugins() -> None:
             if (exc.name or "").split(".")[0] not in SERVER_PACKAGES:
                 raise
             command = _needs_server(name, exc.name or "")
-        main.add_command(command, name)
+        group.add_command(command, name)
 
 
 _register_plugins()

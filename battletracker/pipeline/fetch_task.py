@@ -8,7 +8,6 @@ the database layer. What it tells the server goes by task *name*
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import signal
@@ -19,13 +18,11 @@ from celery.exceptions import Reject
 
 from ..app import PipelineTask, app, current_settings
 from ..release import installed_version, needs_newer
-from ..settings import Settings
 from ..volunteer.lease import LeaseKeeper, keeper_for
 from ..volunteer.stopper import request_stop
 from ..wargaming.errors import KeyUnusable, MethodDisabled, RequestBug, WargamingError
 from . import metrics
-from .fetch import fetch_chunk
-from .keys import mark_dead, slots_for
+from .keys import fetch_on_node
 from .result import ChunkSpec
 
 __all__ = ["fetch_range"]
@@ -44,8 +41,8 @@ log = logging.getLogger(__name__)
 )
 def fetch_range(self: PipelineTask, chunk: dict[str, Any]) -> dict[str, Any]:
     """Fetch a chunk with this node's keys; the result goes on to ``store_results``."""
-    wanted = needs_newer(chunk)
-    if wanted is not None:  # requeued untouched for a newer node; this one stops to upgrade
+    wanted = needs_newer(chunk)  # issue 14: too old for this chunk: hand it back, upgrade
+    if wanted is not None:
         log.warning("chunk needs battletracker %s, this node runs %s: handed back, "
                     "worker stops", wanted, installed_version())  # fmt: skip
         _stop_this_worker()
@@ -62,7 +59,8 @@ def fetch_range(self: PipelineTask, chunk: dict[str, Any]) -> dict[str, Any]:
             _back_off(1.0)
         settings = settings.replace(wg_keys=settings.wg_keys + leased)
     try:
-        result = asyncio.run(_fetch(spec, settings, node))
+        # issue 16: the process's lasting request stream per key (several chunks at once)
+        result = fetch_on_node(spec, settings, node).to_message()
     except KeyUnusable as exc:
         _stop_fetching(self, exc, keeper)
         raise Reject(str(exc), requeue=True) from exc
@@ -86,25 +84,6 @@ def fetch_range(self: PipelineTask, chunk: dict[str, Any]) -> dict[str, Any]:
     return keeper.sign(result, chunk) if keeper is not None else result
 
 
-def _back_off(seconds: float) -> None:
-    """A node may not re-publish (its broker user writes only results): wait here, then
-    hand the message back to the queue."""
-    time.sleep(seconds)
-    raise Reject("handed back after a back-off", requeue=True)
-
-
-async def _fetch(spec: ChunkSpec, settings: Settings, node: str) -> dict[str, Any]:
-    slots = slots_for(settings)
-    try:
-        result = await fetch_chunk(spec, slots, node=node)
-    finally:
-        for slot in slots:
-            if slot.dead:
-                mark_dead(slot.app_id)
-            await slot.client.aclose()
-    return result.to_message()
-
-
 def _stop_this_worker() -> None:
     """Stop this worker (not by broadcast): ``node run`` then checks versions and upgrades."""
     from billiard.process import current_process
@@ -112,8 +91,15 @@ def _stop_this_worker() -> None:
 
     if current_process().name != "MainProcess":  # prefork: the worker is our parent
         os.kill(os.getppid(), signal.SIGTERM)
-    else:  # solo pool (Windows): the consumer loop checks this flag between messages
+    else:  # threads or solo pool: the consumer loop checks this flag between messages
         state.should_stop = 0
+
+
+def _back_off(seconds: float) -> None:
+    """A node may not re-publish (its broker user writes only results): wait here, then
+    hand the message back to the queue."""
+    time.sleep(seconds)
+    raise Reject("handed back after a back-off", requeue=True)
 
 
 def _chunk_failed(spec: ChunkSpec, error: str, *, retryable: bool) -> None:

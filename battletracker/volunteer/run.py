@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 WORKER_APP = "battletracker.volunteer.worker_app"
 #: Nice value of the fetch worker on POSIX (0 normal, 19 lowest).
 DEFAULT_NICE = 10
+#: Chunks a POSIX node works on at once (threads of one process, one budget per key).
+CHUNKS_IN_FLIGHT = 3
 
 
 class LeaseError(Exception):
@@ -113,11 +115,14 @@ class LeaseSource(Protocol):
 
 
 def worker_command(node_id: str, *, windows: bool = os.name == "nt") -> list[str]:
-    """The fetch worker: one process (prefork on POSIX, solo on Windows where prefork fails)."""
+    """The fetch worker: one process. On POSIX it runs a few chunks at once in threads
+    (one lasting request stream per key keeps the key busy across chunk boundaries,
+    ``pipeline/keys.py``); on Windows, where prefork does not run, the solo pool."""
+    pool = ["-P", "solo"] if windows else ["-P", "threads", "-c", str(CHUNKS_IN_FLIGHT)]
     return [
         sys.executable, "-I", "-m", "celery", "-A", WORKER_APP, "worker", "-Q", "fetch",
-        "-c", "1", "-P", "solo" if windows else "prefork", "-n", f"node-{node_id}@%h",
-        "--without-gossip", "--without-mingle", "-l", "INFO",
+        *pool, "-n", f"node-{node_id}@%h", "--without-gossip", "--without-mingle",
+        "--without-heartbeat", "-l", "INFO",
     ]  # fmt: skip
 
 
