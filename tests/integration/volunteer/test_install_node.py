@@ -26,6 +26,7 @@ from battletracker.release import installed_version
 from battletracker.settings import Settings
 from battletracker.testing.databases import temporary_database
 from battletracker.wargaming.simulator import PS_MIN, XBOX_MIN, Population, Simulator, serve
+from battletracker.web.secret import new_secret_key
 from battletracker.web.server import serve_in_thread
 from tests.common.nodes import node_server_env, remove_broker_users, settings_from
 from tests.common.services import Worker, rabbit_vhost, run_cli
@@ -55,6 +56,7 @@ def server(tmp_path: Path) -> Iterator[dict[str, Any]]:
     with temporary_database(Settings()) as db, rabbit_vhost() as broker, serve(sim) as api:
         env = {
             **node_server_env(db, broker, prefix),
+            "BATTLETRACKER_SECRET_KEY": new_secret_key(),
             "BATTLETRACKER_NODE_WHEEL": str(wheel),
             "BATTLETRACKER_CHUNK_SIZE": "300",
             "BATTLETRACKER_XBOX_RANGE": f"{XBOX_MIN}-{XBOX_MIN + IDS - 1}",

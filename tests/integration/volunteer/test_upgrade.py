@@ -24,6 +24,7 @@ from battletracker.release import installed_version
 from battletracker.settings import Settings
 from battletracker.volunteer.ledger import read_json
 from battletracker.wargaming.simulator import XBOX_MIN, Population, Simulator, serve
+from battletracker.web.secret import new_secret_key
 from battletracker.web.server import serve_in_thread
 from tests.common.services import rabbit_vhost
 from tests.integration.volunteer.nodes import (
@@ -72,7 +73,8 @@ def _version_in(venv: Path) -> str:
 
 @pytest.fixture
 def stack(wheels: dict[str, Path], tmp_path: Path) -> Iterator[dict[str, Any]]:
-    settings = Settings(node_wheel=str(wheels["new"]), required_node_version=NEW)
+    settings = Settings(node_wheel=str(wheels["new"]), required_node_version=NEW,
+                        secret_key=new_secret_key())  # fmt: skip
     sim = Simulator(Population(seed=5, xbox_ids=1000, ps_ids=10, new_per_day=0),
                     keys={"node-key": 50.0})  # fmt: skip
     web = serve_in_thread(settings)
