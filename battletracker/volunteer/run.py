@@ -210,6 +210,7 @@ class NodeRunner:
         self.stopping = threading.Event()
         self.worker: WorkerProcess | None = None
         self.lease: Lease | None = None
+        self._spawned = 0.0
 
     def _spawn(self, lease: Lease) -> WorkerProcess:
         env = {**os.environ, **lease.worker_env(keys=not self.worker_renews),
@@ -294,6 +295,7 @@ class NodeRunner:
                 self.lease = lease
                 if self.worker is None and not self.stopping.is_set():
                     self.worker = self.spawn(lease)
+                    self._spawned = time.monotonic()
                     log.info(
                         "fetch worker started (pid %s, %s)",
                         self.worker.pid,
@@ -301,8 +303,9 @@ class NodeRunner:
                     )
                 self._note(state="running", lease=lease.summary(),
                            worker_pid=self.worker.pid if self.worker else None)  # fmt: skip
-                if self.worker is not None and self.worker.alive():
-                    failures = 0
+                if self.worker is not None and self.worker.alive() \
+                        and time.monotonic() - self._spawned > 60:  # fmt: skip
+                    failures = 0  # a worker that keeps running resets the back-off
                 self._pause(self._renew_after(lease))
         finally:
             self._stop_worker()
