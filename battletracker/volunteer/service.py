@@ -33,7 +33,6 @@ SYSTEMS = ("linux", "macos", "windows")
 UNIT_NAME = "battletracker-node.service"
 AGENT_LABEL = "org.battletracker.node"
 TASK_NAME = "battletracker-node"
-DOCS = "https://github.com/battletracker/battletracker/blob/main/docs/volunteer.md"
 
 
 @dataclass(frozen=True)
@@ -74,9 +73,7 @@ def render_service(system: str, *, venv: Path, node_dir: Path, home: Path | None
     args = [str(exe), "node", "run", "--dir", str(node_dir)]
     if system == "linux":
         config = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
-        text = _template(UNIT_NAME).substitute(
-            exec_start=" ".join(_systemd_quote(a) for a in args), docs=DOCS
-        )
+        text = _template(UNIT_NAME).substitute(exec_start=" ".join(_systemd_quote(a) for a in args))
         return ServiceFile(system, config / "systemd" / "user" / UNIT_NAME, text)
     if system == "macos":
         program = "\n".join(f"    <string>{escape(a)}</string>" for a in args)
