@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import threading
 from pathlib import Path
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Request
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
@@ -22,6 +24,10 @@ from .params import API_PREFIX
 __all__ = ["ReleaseOut", "WheelOut", "router", "wheel_info"]
 
 router = APIRouter(prefix=API_PREFIX + "/node", tags=["nodes"])
+
+#: A wheel's file name: nothing else is ever looked up.
+WheelName = Annotated[str, PathParam(pattern=r"^battletracker-[A-Za-z0-9_.+-]+\.whl$",
+                                     max_length=200)]  # fmt: skip
 
 _HASHES: dict[tuple[str, int, int], str] = {}
 _LOCK = threading.Lock()
@@ -92,7 +98,7 @@ def release(request: Request) -> ReleaseOut:
     response_class=FileResponse,
     responses={404: {"description": "not the wheel this server offers"}},
 )
-def wheel(filename: str, request: Request) -> FileResponse:
+def wheel(filename: WheelName, request: Request) -> FileResponse:
     """The wheel named in ``/release`` (only that one file is ever served)."""
     path = _wheel_path(request)
     if path is None or filename != path.name:
