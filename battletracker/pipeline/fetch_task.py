@@ -12,7 +12,7 @@ import asyncio
 import logging
 from typing import Any
 
-from celery.exceptions import Reject
+from celery.exceptions import Ignore, Reject
 
 from ..app import PipelineTask, app, current_settings
 from ..settings import Settings
@@ -41,13 +41,18 @@ def fetch_range(self: PipelineTask, chunk: dict[str, Any]) -> dict[str, Any]:
     spec = ChunkSpec.from_message(chunk)
     settings = current_settings()
     node = self.request.hostname or ""
+    # the server's staleness clock: this chunk is being fetched (see pipeline.reaper)
+    app.send_task("battletracker.chunk_progress", args=(spec.chunk_id,))
     try:
         result = asyncio.run(_fetch(spec, settings, node))
     except KeyUnusable as exc:
         _stop_fetching(self, exc)
         raise Reject(str(exc), requeue=True) from exc
     except MethodDisabled as exc:
-        raise self.retry(exc=exc, countdown=30 * 60, max_retries=48) from exc
+        # the server holds the chunk and publishes it again later; this message is done
+        # (a 30-minute delayed retry here would sit unacked near RabbitMQ's timeout)
+        app.send_task("battletracker.chunk_held", args=(spec.to_message(), str(exc)))
+        raise Ignore() from exc
     except RequestBug as exc:
         log.error("chunk %s: request bug, not retried: %s", spec.chunk_id, exc)
         _chunk_failed(spec, str(exc), retryable=False)
