@@ -169,8 +169,9 @@ def cycle_status(ctx: click.Context, date_text: str | None, as_json: bool) -> No
     )
     for g in p.growth:
         click.echo(f"  range    {g['platform']} grew {g['old_max']} -> {g['new_max']}")
+    baseline = "-" if p.baseline_accounts is None else p.baseline_accounts
     click.echo(f"  rows     set aside {p.set_aside}  counters down {p.anomalies}  "
-               f"baseline (not counted) {p.baseline_accounts if p.baseline_accounts is not None else '-'}")
+               f"baseline (not counted) {baseline}")
     if p.partial:
         click.echo(f"  partial  closed for {p.partial['closed_for']}: "
                    f"{p.partial['missed_chunks']} chunks ({p.partial['missed_ids']} ids) missed")
