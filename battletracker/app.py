@@ -34,6 +34,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: Limits never grow past this: RabbitMQ closes a consumer whose unacked message is older
+#: than 30 minutes (``consumer_timeout``), and a late-acked task must finish before that.
+MAX_TIME_LIMIT = 28 * 60
+
 #: fetch: volunteers; store: the server's bulk writer; control: coordination and stages.
 QUEUES = ("fetch", "store", "control")
 
@@ -78,6 +82,7 @@ def celery_options(settings: Settings) -> dict[str, Any]:
         "task_send_sent_event": True,
         "timezone": "UTC",
         "enable_utc": True,
+        "task_annotations": _stage_limits(settings),
         "beat_schedule": {
             "nightly-cycle": {
                 "task": "battletracker.start_cycle",
@@ -97,6 +102,17 @@ def celery_options(settings: Settings) -> dict[str, Any]:
             },
         },
     }
+
+
+#: The tasks of a cycle's stages after fetching (their time limits come from settings).
+STAGE_TASK_NAMES = ("battletracker.compute_diffs", "battletracker.grow_ranges",
+                    "battletracker.materialise_cycle", "battletracker.export_to_elastic")
+
+
+def _stage_limits(settings: Settings) -> dict[str, dict[str, int]]:
+    soft = settings.stage_soft_time_limit
+    limits = {"soft_time_limit": soft, "time_limit": min(soft + 5 * 60, MAX_TIME_LIMIT)}
+    return {name: dict(limits) for name in STAGE_TASK_NAMES}
 
 
 def _lazy_defaults() -> dict[str, Any]:
@@ -133,11 +149,6 @@ def current_settings() -> Settings:
     if _settings is None:
         _settings = load_settings()
     return _settings
-
-
-#: Limits never grow past this: RabbitMQ closes a consumer whose unacked message is older
-#: than 30 minutes (``consumer_timeout``), and a late-acked task must finish before that.
-MAX_TIME_LIMIT = 28 * 60
 
 
 class PipelineTask(Task):

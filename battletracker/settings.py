@@ -106,6 +106,14 @@ class Settings:
     session_max_age: int = 8 * 3600
     #: Where players sign in with Wargaming; default is the real OpenID endpoint.
     wg_openid_url: str = "https://api-console.worldoftanks.com/wotx/auth/login/"
+    # -- nightly cycle stages (issue 13)
+    #: Soft time limit of each stage task after fetching (diffs, ranges, boards, export),
+    #: seconds; the hard limit is 5 minutes more, both capped at 28 minutes (RabbitMQ's
+    #: consumer timeout is 30). A stage that hits it is sent again with both doubled, up
+    #: to the cap, then marked failed. Sized from the store benchmark
+    #: (``scripts/bench_store.py``: the whole diff of 200 k accounts, ~5 % changed, in
+    #: 2-5 s on 2 shared cores, i.e. ~10 min for 27 M ids / 17 M accounts at worst).
+    stage_soft_time_limit: int = 15 * 60
     #: Where this config came from, for messages.
     source: str = field(default="defaults", compare=False)
 
@@ -260,6 +268,8 @@ def _validate(s: Settings) -> None:
     need(0 < s.web_port < 65536, "web_port: must be a TCP port")
     need(0 <= s.worker_metrics_port < 65000, "worker_metrics_port: must be a TCP port or 0")
     need(s.session_max_age > 0, "session_max_age: must be > 0")
+    need(1 <= s.stage_soft_time_limit <= 28 * 60,
+         "stage_soft_time_limit: must be between 1 and 1680 seconds")
     if s.elasticsearch_url is not None:
         need(s.elasticsearch_url.startswith(("http://", "https://")),
              "elasticsearch_url: must be an http(s) URL")
