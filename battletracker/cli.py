@@ -9,21 +9,14 @@ from typing import Any
 
 import click
 
-from .settings import Settings, SettingsError, load_settings, parse_keys
+from .clicontext import settings_of
+from .settings import Settings, SettingsError, parse_keys
 
 __all__ = ["main"]
 
 
 def _settings(ctx: click.Context) -> Settings:
-    """Settings are loaded on first use, so ``--help`` works with a broken config."""
-    obj = ctx.find_root().ensure_object(dict)
-    if "settings" not in obj:
-        try:
-            obj["settings"] = load_settings(obj.get("config"))
-        except SettingsError as exc:
-            raise click.UsageError(f"bad settings: {exc}") from None
-    settings: Settings = obj["settings"]
-    return settings
+    return settings_of(ctx)
 
 
 def _date(value: str | None) -> dt.date | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..clicontext import settings_of
 from ..settings import SettingsError, load_settings
 from .auth import hash_password
 
@@ -24,10 +25,13 @@ def web_command(ctx: click.Context, host: str | None, port: int | None,
         return
     from .server import serve  # uvicorn and the app only when serving
 
-    try:
-        settings = load_settings(config_path)
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from None
+    if config_path is None:  # the root command's --config, as every command reads it
+        settings = settings_of(ctx)
+    else:
+        try:
+            settings = load_settings(config_path)
+        except SettingsError as exc:
+            raise click.ClickException(str(exc)) from None
     shown_host = host or settings.web_host
     shown_port = settings.web_port if port is None else port
     click.echo(f"battletracker web on http://{shown_host}:{shown_port}/")
