@@ -7,6 +7,7 @@ from sqlalchemy import pool
 
 from battletracker.db import database_url, make_engine
 from battletracker.models import Base
+from battletracker.nodes import models as _node_models  # noqa: F401  (the node tables)
 from battletracker.settings import load_settings
 
 config = context.config

@@ -100,10 +100,15 @@ async def _request(
     """One batch, retried by error class; a malformed account is a bad (transient) answer."""
     transient = limits = 0
     while True:
-        await slot.limiter.acquire()
+        stamp = await slot.limiter.acquire()
         stats.requests += 1
+
+        def on_send(stamp: float | None = stamp) -> None:
+            if stamp is not None:
+                slot.limiter.sent(stamp)
+
         try:
-            info = await slot.client.account_info(ids)
+            info = await slot.client.account_info(ids, on_send=on_send)
             rows = [account_row(i, obj) for i, obj in info.items() if obj is not None]
         except RequestLimitExceeded as exc:
             limits += 1

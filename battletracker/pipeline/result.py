@@ -49,6 +49,9 @@ class ChunkSpec:
     platform: str
     first_id: int
     last_id: int
+    #: The attempt this chunk is dispatched in (set by the dispatcher; not part of the
+    #: result: the dispatch token carries it, see nodes/verify.py).
+    attempt: int = field(default=0, compare=False)
 
     @property
     def size(self) -> int:

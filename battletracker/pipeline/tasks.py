@@ -23,11 +23,13 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from ..app import PipelineTask, app
+from ..app import PipelineTask, app, current_settings
 from ..models import Chunk, ChunkStatus, Cycle, CycleStatus
+from ..nodes.intake import intake_result
+from ..nodes.verify import dispatch_fields, dispatch_key
 from . import metrics
 from .boards import materialise_cycle as materialise_stage
 from .coordinator import (
@@ -46,14 +48,12 @@ from .fetch_task import fetch_range
 from .queues import queue_depths
 from .ranges import grow_ranges as grow_ranges_stage
 from .reaper import reap
-from .result import ChunkSpec, InvalidResult
+from .result import ChunkSpec
 from .stages import STAGE_TASKS
-from .store import StoreOutcome, mark_rejected, store_result
+from .store import StoreOutcome
 
 __all__ = [
     "chunk_failed",
-    "chunk_held",
-    "chunk_progress",
     "compute_diffs",
     "export_to_elastic",
     "grow_ranges",
@@ -69,8 +69,6 @@ log = logging.getLogger(__name__)
 
 #: Database trouble is worth retrying (a restart, a failover); the message stays queued.
 DB_RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": 5, "max_retries": 20}
-#: A METHOD_DISABLED chunk is held this long before it is published again.
-HOLD_SECONDS = 30 * 60
 #: A fetch message not taken by then is discarded by the worker: the night it belongs to
 #: is closed when the next one is due. Never sooner than this after publishing.
 MIN_FETCH_EXPIRY = dt.timedelta(hours=1)
@@ -79,14 +77,15 @@ MIN_FETCH_EXPIRY = dt.timedelta(hours=1)
 def publish_chunks(specs: Sequence[ChunkSpec]) -> None:
     """Send one ``fetch_range`` per chunk, linked to ``store_results``, on one connection."""
     now = dt.datetime.now(dt.UTC)
-    settings = fetch_range.settings
+    settings = current_settings()
     expires = max(next_due_time(now, settings), now + MIN_FETCH_EXPIRY)
+    key = dispatch_key(settings.secret_key)  # issue 12: dispatch tokens
     with app.producer_or_acquire() as producer:
         for spec in specs:
-            fetch_range.apply_async(
-                (spec.to_message(),), link=store_results.s(), producer=producer,
-                expires=expires,
-            )  # fmt: skip
+            message = {**spec.to_message(), **dispatch_fields(
+                key, spec.chunk_id, spec.cycle_id, spec.first_id, spec.last_id, spec.attempt)}
+            fetch_range.apply_async((message,), link=store_results.s(), producer=producer,
+                                    expires=expires)  # fmt: skip
 
 
 def _send_stage(status: CycleStatus, cycle_id: int) -> None:
@@ -145,17 +144,14 @@ def start_due_cycle(self: PipelineTask) -> dict[str, Any] | None:
 
 @app.task(name="battletracker.store_results", base=PipelineTask, bind=True, **DB_RETRY)
 def store_results(self: PipelineTask, result: object) -> str:
-    """Validate and store a fetch result; the store that completes a cycle sends the diffs."""
-    try:
-        with metrics.STORE_SECONDS.time(), self.session() as session:
-            report = store_result(session, result)
-    except InvalidResult as exc:
-        with self.session() as session:
-            mark_rejected(session, result, str(exc))
-        metrics.RESULTS.labels("rejected").inc()
-        return StoreOutcome.rejected.value
+    """Authenticate, validate and store a fetch result (or a node's progress or hold
+    notice, see :mod:`.store`); the store that completes a cycle sends the diffs.
+    Unauthenticated results change nothing (see nodes/intake.py)."""
+    with metrics.STORE_SECONDS.time():
+        report = intake_result(self.settings, result)  # issue 12: node + dispatch first
     metrics.RESULTS.labels(report.outcome.value).inc()
-    metrics.STORE_ROWS.inc(report.accounts)
+    if report.outcome == StoreOutcome.stored:
+        metrics.STORE_ROWS.inc(report.accounts)
     if report.cycle_complete:
         log.info("cycle %s: last chunk stored, computing diffs", report.cycle_id)
         _send_stage(CycleStatus.diffing, report.cycle_id)  # type: ignore[arg-type]
@@ -174,41 +170,6 @@ def chunk_failed(
             return
         row.status = ChunkStatus.rejected if retryable else ChunkStatus.failed
         row.error = error[:1000]
-
-
-@app.task(name="battletracker.chunk_held", base=PipelineTask, bind=True, **DB_RETRY)
-def chunk_held(self: PipelineTask, chunk: dict[str, Any], reason: str) -> None:
-    """The API said METHOD_DISABLED: the server holds the chunk and publishes it again
-    after ``HOLD_SECONDS`` (the node acks at once instead of sitting on a delayed
-    message near RabbitMQ's consumer timeout)."""
-    spec = ChunkSpec.from_message(chunk)
-    with self.session() as session:
-        session.execute(
-            update(Chunk)
-            .where(Chunk.id == spec.chunk_id, Chunk.status == ChunkStatus.dispatched)
-            .values(
-                status=ChunkStatus.held,
-                not_before=func.now() + dt.timedelta(seconds=HOLD_SECONDS),
-                error=f"held: {reason}"[:1000],
-            )
-        )
-
-
-@app.task(name="battletracker.chunk_progress", base=PipelineTask, bind=True, **DB_RETRY)
-def chunk_progress(self: PipelineTask, chunk_id: int) -> None:
-    """A fetch started (or goes on) on a chunk: the reaper judges staleness from this.
-
-    Only a dispatched chunk moves, and only its clock: a node that lies delays a
-    re-publish by at most the fetch's hard time limit per message, never stores data.
-    """
-    if not isinstance(chunk_id, int) or isinstance(chunk_id, bool) or not 0 < chunk_id < 2**31:
-        return
-    with self.session() as session:
-        session.execute(
-            update(Chunk)
-            .where(Chunk.id == chunk_id, Chunk.status == ChunkStatus.dispatched)
-            .values(progress_at=func.now())
-        )
 
 
 @app.task(name="battletracker.key_unusable", base=PipelineTask)

@@ -67,8 +67,7 @@ def test_broker_restart_mid_night(tmp_path: Path) -> None:
             subprocess.run(["rabbitmqctl", "-q", "start_app"], check=True, timeout=120)
             _finish_and_check(rig)
         finally:
-            for w in rig.workers:
-                w.stop()
+            rig.stop()
 
 
 @pytest.fixture
@@ -107,5 +106,4 @@ def test_database_restart_mid_night(
             log = "".join(p.read_text() for p in tmp_path.glob("server-*.log"))
             assert "OperationalError" in log, f"the restart went unnoticed:\n{log[-2000:]}"
         finally:
-            for w in rig.workers:
-                w.stop()
+            rig.stop()
