@@ -31,6 +31,7 @@ from battletracker.db import engine_for
 from battletracker.settings import Settings, load_settings
 from battletracker.testing.databases import temporary_database
 from battletracker.wargaming.simulator import PS_MIN, XBOX_MIN, Population, Simulator, serve
+from tests.common.rig import Rig
 from tests.common.services import BIN, Worker, rabbit_vhost, run_cli
 from tests.integration.test_nights import assert_counted_once, players_now, truth
 
@@ -46,41 +47,33 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class Env:
-    """A database, a vhost, the simulator over HTTP, and the workers a test starts."""
+class Env(Rig):
+    """The rig (database, vhost, simulator over HTTP, enrolled nodes) with this module's
+    ranges, and helpers to run nights and read what the server shows."""
 
     def __init__(self, db: Settings, broker: str, sim: Simulator, api_url: str, logs: Path):
-        self.db, self.broker, self.sim, self.logs = db, broker, sim, logs
+        super().__init__(db, broker, sim, api_url, logs)
         self.pop = sim.population
         self.metrics_port = _free_port()
-        self.server_env = {
-            "BATTLETRACKER_BROKER_URL": broker,
-            "BATTLETRACKER_DATABASE_URL": db.database_url,
-            "BATTLETRACKER_CHUNK_SIZE": "300",
+        self.server_env.update({
             "BATTLETRACKER_XBOX_RANGE": f"{XBOX_MIN}-{XBOX_MIN + SPAN}",
             "BATTLETRACKER_PS_RANGE": f"{PS_MIN}-{PS_MIN + SPAN}",
             "BATTLETRACKER_GROWTH_MARGIN": "0",
             "BATTLETRACKER_STALE_AFTER_SECONDS": "10",
-        }
-        self.volunteer_env = {
-            "BATTLETRACKER_BROKER_URL": broker,
-            "BATTLETRACKER_WG_API_URL": api_url,
-            "BATTLETRACKER_WG_KEYS": "k:40",
-        }
-        self.workers: list[Worker] = []
+        })  # fmt: skip
 
-    def worker(self, name: str, queues: str, env: dict[str, str], **kw: Any) -> Worker:
-        w = Worker(name, queues, env, self.logs / f"{name}-{len(self.workers)}.log", **kw)
-        self.workers.append(w)
-        w.wait_ready()
-        return w
+    def volunteer(self, name: str, keys: str = "k:40", api_url: str | None = None
+                  ) -> dict[str, str]:  # fmt: skip
+        """A node enrolled by invite, fetching with its own ``keys``."""
+        directory = self.nodes.enrol(name)
+        return self.nodes.node_env(directory, api_url or self.api_url, own_keys=keys)
 
-    def server(self, **env: str) -> Worker:
+    def server(self, **env: str) -> Worker:  # type: ignore[override]
         return self.worker("server", "store,control", {
             **self.server_env, "BATTLETRACKER_WORKER_METRICS_PORT": str(self.metrics_port),
             **env}, concurrency=2)  # fmt: skip
 
-    def query(self, sql: str, **params: Any) -> list[Any]:
+    def query(self, sql: str, **params: Any) -> list[Any]:  # type: ignore[override]
         with engine_for(self.db).connect() as conn:
             return list(conn.execute(text(sql), params).all())
 
@@ -139,8 +132,7 @@ def env(tmp_path: Path) -> Iterator[Env]:
         try:
             yield e
         finally:
-            for w in e.workers:
-                w.stop()
+            e.stop()
 
 
 def test_a_night_whose_fetchers_are_gone_is_closed_when_the_next_is_due(env: Env) -> None:
@@ -149,7 +141,7 @@ def test_a_night_whose_fetchers_are_gone_is_closed_when_the_next_is_due(env: Env
     env.night(1)
     fetcher.stop()
     # night 2: a slow volunteer stores a chunk or two, then it is gone for good
-    slow = env.worker("slow", "fetch", {**env.volunteer_env, "BATTLETRACKER_WG_KEYS": "slow:3"})
+    slow = env.worker("slow", "fetch", env.volunteer("slow", keys="slow:3"))
     env.night(2, wait=False)
     env.wait("a chunk of night 2 stored", lambda: env.query(
         "SELECT count(*) FROM chunks k JOIN cycles c ON c.id = k.cycle_id "
@@ -157,7 +149,7 @@ def test_a_night_whose_fetchers_are_gone_is_closed_when_the_next_is_due(env: Env
     slow.kill()
     # night 3 is due: night 2 is closed as partial, diffed, and night 3 runs
     env.night(3, wait=False)
-    env.worker("fetch2", "fetch", env.volunteer_env)
+    env.worker("fetch2", "fetch", env.volunteer("fetch2"))
     env.wait("every night done", lambda: [r[0] for r in env.query(
         "SELECT status FROM cycles ORDER BY date")] == ["done"] * 3, timeout=240)  # fmt: skip
     [(partial, missed)] = env.query(
@@ -280,12 +272,12 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
 
 def test_http_403_from_a_proxy_is_retried(env: Env) -> None:
-    proxy = _Proxy(env.volunteer_env["BATTLETRACKER_WG_API_URL"], refuse=3)
+    proxy = _Proxy(env.api_url, refuse=3)
     thread = threading.Thread(target=proxy.serve_forever, daemon=True)
     thread.start()
     try:
         env.server()
-        env.worker("fetch", "fetch", {**env.volunteer_env, "BATTLETRACKER_WG_API_URL": proxy.url})
+        env.worker("fetch", "fetch", env.volunteer("proxied", api_url=proxy.url))
         env.night(1)
     finally:
         proxy.shutdown()
