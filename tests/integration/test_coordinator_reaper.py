@@ -442,6 +442,7 @@ def test_held_chunks_are_published_after_their_time(db: Settings) -> None:
     sql(db, "UPDATE chunks SET status = 'held', not_before = now() - interval '1 second' "
             "WHERE id = :i", i=b.id)  # fmt: skip
     report, publish = run_reap(db, ready=3)
+    assert report.republished == 1
     assert publish.ids == [b.id]
     after = {c.id: c for c in chunks_of(db, cid)}
     assert after[a.id].status == ChunkStatus.held
