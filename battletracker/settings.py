@@ -164,8 +164,9 @@ class Settings:
     #: seconds; the hard limit is 5 minutes more, both capped at 28 minutes (RabbitMQ's
     #: consumer timeout is 30). A stage that hits it is sent again with both doubled, up
     #: to the cap, then marked failed. Sized from the store benchmark
-    #: (``scripts/bench_store.py``: the whole diff of 200 k accounts, ~5 % changed, in
-    #: 2-5 s on 2 shared cores, i.e. ~10 min for 27 M ids / 17 M accounts at worst).
+    #: (``scripts/bench_store.py``: COPY + the whole ``compute_diffs`` of 200 k accounts,
+    #: 5 % changed, at ~35 k rows/s on 2 shared cores, i.e. ~8 minutes for the ~17 M
+    #: accounts of a full night): about twice the measured time.
     stage_soft_time_limit: int = 15 * 60
     #: Where this config came from, for messages.
     source: str = field(default="defaults", compare=False)

@@ -285,3 +285,21 @@ def test_http_403_from_a_proxy_is_retried(env: Env) -> None:
     assert players_now(env.db) == {i: c for i, c in truth(env.pop, 1).items() if any(c)}
     assert env.query("SELECT count(*) FROM chunks WHERE status <> 'stored'") == [(0,)]
     assert "HTTP 403" in env.log("fetch")
+
+
+def test_a_night_beat_missed_is_started_once_when_beat_returns(env: Env) -> None:
+    """Beat was down at cycle_time (5 minutes ago): its catch-up entry starts it, once."""
+    import datetime as dt
+
+    from battletracker.pipeline.coordinator import cycle_date_for
+    from battletracker.pipeline.tasks import start_due_cycle
+
+    due = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    settings = load_settings(environ={**env.server_env,
+                                      "BATTLETRACKER_CYCLE_TIME": f"{due:%H:%M}"})  # fmt: skip
+    configure(settings)
+    first = start_due_cycle.run()
+    assert first is not None and first["created"] and first["published"] > 0
+    assert start_due_cycle.run() is None  # once
+    night = cycle_date_for(due.replace(second=0, microsecond=0), settings)
+    assert env.query("SELECT date, status FROM cycles") == [(night, "fetching")]
