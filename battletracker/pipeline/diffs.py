@@ -43,7 +43,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import Connection, and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from ..constants import COUNTERS, PS_THRESHOLD
@@ -185,20 +185,25 @@ class DiffReport:
     anomalies: int = 0
 
 
+#: A night not diffed yet: fetching, diffing, or failed in its diffs (the operator's
+#: ``cycle retry`` resumes it; later nights wait for it rather than overtake it).
+_NOT_DIFFED = or_(
+    Cycle.status.in_(_OPEN),
+    and_(Cycle.status == CycleStatus.failed, Cycle.failed_stage == CycleStatus.diffing.value),
+)
+
+
 def earlier_open_night(session: Session, day: dt.date) -> Cycle | None:
-    """The latest night before ``day`` that is still fetching or diffing, if any."""
+    """The latest night before ``day`` not diffed yet, if any."""
     return session.execute(
-        select(Cycle)
-        .where(Cycle.date < day, Cycle.status.in_(_OPEN))
-        .order_by(Cycle.date.desc())
-        .limit(1)
+        select(Cycle).where(Cycle.date < day, _NOT_DIFFED).order_by(Cycle.date.desc()).limit(1)
     ).scalar_one_or_none()
 
 
 def next_night_to_diff(session: Session) -> int | None:
     """The earliest night waiting in ``diffing`` whose turn it is (none open before it)."""
     first_open = session.execute(
-        select(Cycle.id, Cycle.status).where(Cycle.status.in_(_OPEN)).order_by(Cycle.date).limit(1)
+        select(Cycle.id, Cycle.status).where(_NOT_DIFFED).order_by(Cycle.date).limit(1)
     ).one_or_none()
     if first_open is None or first_open.status != CycleStatus.diffing:
         return None

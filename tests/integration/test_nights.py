@@ -255,3 +255,28 @@ def test_a_counter_lower_than_before_is_an_anomaly_not_a_negative_diff(
     negative = query(db, "SELECT count(*) FROM diff_battles WHERE "
                          + " OR ".join(f"{c} < 0" for c in COUNTERS))  # fmt: skip
     assert negative == [(0,)]
+
+
+def test_a_night_whose_diffs_failed_is_not_overtaken(db_settings: Settings) -> None:
+    db, pop, sim = make(db_settings, seed=35)
+    sim.day = 1
+    run_cycle(db, pop.date_of(1), transport=sim.transport())
+    sim.day = 2
+    with session_scope(db) as s:
+        night2 = create_cycle(s, db, pop.date_of(2)).cycle_id
+    fetch_and_store(db, sim, night2)
+    with engine_for(db).begin() as conn:  # its diffs failed for good (the operator's turn)
+        conn.execute(text("UPDATE cycles SET status = 'failed', failed_stage = 'diffing', "
+                          "error = 'forced' WHERE id = :c"), {"c": night2})  # fmt: skip
+    sim.day = 3
+    summary = run_cycle(db, pop.date_of(3), transport=sim.transport())
+    assert summary.status == "diffing"  # waits: diffing it now would count night 2 in it
+    with session_scope(db) as s:
+        assert compute_diffs(s, summary.cycle_id) is None
+        cycle = s.get(Cycle, night2)
+        assert cycle is not None
+        retry_cycle(s, cycle, lambda specs: None)  # the operator resumes night 2
+    advance(db)
+    assert [r[0] for r in query(db, "SELECT status FROM cycles ORDER BY date")] == ["done"] * 3
+    assert_counted_once(db, pop, 1, 3)
+    assert query(db, "SELECT DISTINCT days FROM diff_battles") == [(1,)]
