@@ -172,6 +172,9 @@ class HandNode:
             queue = kombu.Queue("fetch", no_declare=True)
 
             def on_message(body: Any, message: Any) -> None:
+                if len(out) >= n:  # prefetched one too many: hand it back
+                    message.requeue()
+                    return
                 args = body[0] if isinstance(body, list) else json.loads(body)[0]
                 out.append(args[0])
                 message.ack()
