@@ -96,7 +96,7 @@ def store_results(result: object) -> str:
     sends the diffs. Unauthenticated results change nothing (see nodes/intake.py)."""
     settings = current_settings()
     with metrics.STORE_SECONDS.time():
-        report = intake_result(settings, result)  # issue 12: node + dispatch checked first
+        report = intake_result(settings, result, publish_chunks)  # issue 12: nodes/intake.py
     metrics.RESULTS.labels(report.outcome.value).inc()
     if report.outcome == StoreOutcome.stored:
         metrics.STORE_ROWS.inc(report.accounts)

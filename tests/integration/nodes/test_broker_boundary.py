@@ -81,7 +81,7 @@ def test_a_node_cannot_cross_the_broker_boundary(rig: Rig) -> None:
         publish(url, name, args, **kw)
     deadline = time.monotonic() + 60
     while rig.query("SELECT count(*) FROM result_rejections")[0][0] < len(attacks):
-        assert time.monotonic() < deadline, rig.query("SELECT reason, detail FROM result_rejections")
+        assert time.monotonic() < deadline, rig.query("SELECT reason FROM result_rejections")
         time.sleep(0.2)
     reasons = dict(rig.query("SELECT reason, count(*) FROM result_rejections GROUP BY reason"))
     assert reasons == {"not_store_task": 5, "bad_envelope": 4, "unsigned": 1}
