@@ -8,12 +8,14 @@ reads the ``result_rejections`` and ``key_reports`` tables so that the web app's
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:  # the node's worker imports this module and has no SQLAlchemy
+    from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = ["KEY_REPORTS", "REJECTED", "NodeCollector"]
 
@@ -32,6 +34,8 @@ class NodeCollector(Collector):
         self.sessions = sessions
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        from sqlalchemy import func, select
+
         from .models import KeyReport, Node, ResultRejection
 
         rejected = CounterMetricFamily(
