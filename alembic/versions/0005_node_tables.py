@@ -1,7 +1,7 @@
 """node tables: volunteers, invites, the key pool, leases, rejected results, key reports
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-11-30 00:03:24.479639
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision = '0005'
-down_revision = '0003'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 

@@ -8,7 +8,6 @@ the database layer. What it tells the server goes by task *name*
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any
@@ -16,13 +15,11 @@ from typing import Any
 from celery.exceptions import Reject
 
 from ..app import PipelineTask, app, current_settings
-from ..settings import Settings
 from ..volunteer.lease import LeaseKeeper, keeper_for
 from ..volunteer.stopper import request_stop
 from ..wargaming.errors import KeyUnusable, MethodDisabled, RequestBug, WargamingError
 from . import metrics
-from .fetch import fetch_chunk
-from .keys import mark_dead, slots_for
+from .keys import fetch_on_node
 from .result import ChunkSpec
 
 __all__ = ["fetch_range"]
@@ -53,7 +50,8 @@ def fetch_range(self: PipelineTask, chunk: dict[str, Any]) -> dict[str, Any]:
             _back_off(1.0)
         settings = settings.replace(wg_keys=settings.wg_keys + leased)
     try:
-        result = asyncio.run(_fetch(spec, settings, node))
+        # issue 16: the process's lasting request stream per key (several chunks at once)
+        result = fetch_on_node(spec, settings, node).to_message()
     except KeyUnusable as exc:
         _stop_fetching(self, exc, keeper)
         raise Reject(str(exc), requeue=True) from exc
@@ -82,18 +80,6 @@ def _back_off(seconds: float) -> None:
     hand the message back to the queue."""
     time.sleep(seconds)
     raise Reject("handed back after a back-off", requeue=True)
-
-
-async def _fetch(spec: ChunkSpec, settings: Settings, node: str) -> dict[str, Any]:
-    slots = slots_for(settings)
-    try:
-        result = await fetch_chunk(spec, slots, node=node)
-    finally:
-        for slot in slots:
-            if slot.dead:
-                mark_dead(slot.app_id)
-            await slot.client.aclose()
-    return result.to_message()
 
 
 def _chunk_failed(spec: ChunkSpec, error: str, *, retryable: bool) -> None:

