@@ -8,8 +8,8 @@
   ``chunk_nodes`` row that spot checks use; a sampled result is spot-checked first
   (nodes/spotcheck.py) and refused if the server's re-fetch disagrees.
 - A banned or quarantined node's authentic result: refused, and its chunk handed out
-  again at once; a node whose trust fell below the threshold is quarantined and its
-  chunks of the running cycle re-issued.
+  again at once. A spot check that disagrees re-issues all the node's stored chunks of
+  the running cycle; below the trust threshold the node is also quarantined.
 """
 
 from __future__ import annotations
@@ -89,6 +89,8 @@ def _after_rejection(session: Session, settings: Settings, exc: ResultRejected,
     if node.state == NodeState.approved and node.trust < settings.trust_threshold:
         node_service(session, settings).quarantine(
             node.id, f"trust {node.trust:.2f} below {settings.trust_threshold}: {node.note}")
+    if exc.reason == "spot_check" or node.state != NodeState.approved:
+        # what it stored tonight before it was caught is not to be believed either
         reissue_node_chunks(session, node.id, chunk.cycle_id, publish)
     if chunk.status == ChunkStatus.dispatched and chunk.attempts == exc.reissue_attempt:
         dispatch_chunks(session, publish, where=[Chunk.id == chunk.id])

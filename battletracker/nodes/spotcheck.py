@@ -8,9 +8,9 @@ within a night, so a stored counter *above* the re-fetched one, or an account th
 does not have (invented) or one left out (missing), is a disagreement.
 
 A disagreement lowers the node's trust by :data:`PENALTY` (an agreement raises it by
-:data:`REWARD`, up to 1); below ``trust_threshold`` the node is quarantined: its leases
-and broker user go, its results are refused, and its stored chunks of the running cycle
-are taken out of staging and handed out again. What it stored in finished cycles stays
+:data:`REWARD`, up to 1) and takes the node's stored chunks of the running cycle out of
+staging to hand them out again; below ``trust_threshold`` the node is also quarantined:
+its leases and broker user go and its results are refused. What it stored in finished cycles stays
 (the operator sees the note); a check costs one request, so it cannot cover everything.
 """
 

@@ -39,7 +39,7 @@ def node_server_env(db: Settings, broker: str, prefix: str, lease_seconds: int =
         "BATTLETRACKER_BROKER_ADMIN_URL": management_url(),
         "BATTLETRACKER_NODE_USER_PREFIX": prefix,
         "BATTLETRACKER_LEASE_SECONDS": str(lease_seconds),
-        "BATTLETRACKER_SECRET_KEY": "test-server-secret",
+        "BATTLETRACKER_SECRET_KEY": "test-server-secret-" + uuid.uuid4().hex,
     }
 
 
