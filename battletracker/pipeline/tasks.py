@@ -148,7 +148,7 @@ def store_results(self: PipelineTask, result: object) -> str:
     notice, see :mod:`.store`); the store that completes a cycle sends the diffs.
     Unauthenticated results change nothing (see nodes/intake.py)."""
     with metrics.STORE_SECONDS.time():
-        report = intake_result(self.settings, result)  # issue 12: node + dispatch first
+        report = intake_result(self.settings, result, publish_chunks)  # issue 12: nodes/intake.py
     metrics.RESULTS.labels(report.outcome.value).inc()
     if report.outcome == StoreOutcome.stored:
         metrics.STORE_ROWS.inc(report.accounts)
