@@ -10,8 +10,9 @@ key) and a real store worker. Figures:
 - the same end to end (publish to the last chunk stored), for reference;
 - the node's CPU seconds and peak RSS per 100,000 ids: < 10 % of a core, < 150 MB.
 
-With ``nodes=2`` two fetch workers share the key, each configured with half the rate
-(until leases hand out shares, the split is by configuration).
+The nodes are enrolled as volunteers are (invite, register, lease): the key sits in the
+operator's pool and each node's lease hands it its share; with ``nodes=2`` the server
+splits the key between the two leases and the run starts once both hold their half.
 """
 
 from __future__ import annotations
@@ -75,8 +76,9 @@ def run(
         ) as rig,
     ):
         rig.server()
-        share = rate / nodes
-        fetchers = [rig.node(f"{KEY}:{share:g}", chunks_in_flight) for _ in range(nodes)]
+        rig.enrolment.add_key(KEY, rate)
+        fetchers = [rig.node(chunks_in_flight) for _ in range(nodes)]
+        rig.wait_shares(nodes, rate / nodes)
         before = rig.usage(fetchers)
         published = rig.start_night()
         night = rig.wait_stored(published, timeout=ids / 100 / rate * 3 + 120)

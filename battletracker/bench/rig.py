@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.util
+import secrets
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ from sqlalchemy import text
 from ..db import engine_for
 from ..settings import IdRange, Settings
 from ..wargaming.simulator import PS_MIN, XBOX_MIN
+from .nodes import Enrolment, management_url
 from .services import Usage, Worker, rabbit_vhost
 
 __all__ = ["Night", "PipelineRig", "fetch_app", "pipeline_rig"]
@@ -54,10 +57,16 @@ class PipelineRig:
     api_url: str
     workdir: Path
     workers: list[Worker] = field(default_factory=list)
+    prefix: str = field(default_factory=lambda: f"bt-bench-{uuid.uuid4().hex[:6]}-")
+    _enrolment: Enrolment | None = None
 
     def env(self) -> dict[str, str]:
         s = self.settings
         return {
+            "BATTLETRACKER_SECRET_KEY": s.secret_key,
+            "BATTLETRACKER_BROKER_ADMIN_URL": management_url(),
+            "BATTLETRACKER_NODE_USER_PREFIX": self.prefix,
+            "BATTLETRACKER_LEASE_SECONDS": str(s.lease_seconds),
             "BATTLETRACKER_BROKER_URL": s.broker_url,
             "BATTLETRACKER_DATABASE_URL": s.database_url,
             "BATTLETRACKER_CHUNK_SIZE": str(s.chunk_size),
@@ -77,11 +86,18 @@ class PipelineRig:
             )
         )
 
-    def node(self, keys: str, chunks_in_flight: int, name: str = "node") -> Worker:
-        """A fetch worker with no database settings, several chunks at once in threads."""
-        env = {k: v for k, v in self.env().items() if k != "BATTLETRACKER_DATABASE_URL"}
-        env["BATTLETRACKER_WG_KEYS"] = keys
+    @property
+    def enrolment(self) -> Enrolment:
+        if self._enrolment is None:
+            self._enrolment = Enrolment(self.env(), self.workdir)
+        return self._enrolment
+
+    def node(self, chunks_in_flight: int, name: str = "node") -> Worker:
+        """An enrolled node's fetch worker (lease, own broker user, signed results, no
+        database), several chunks at once in threads."""
         label = f"{name}{len(self.workers)}"
+        directory = self.enrolment.enrol(label)
+        env = self.enrolment.node_env(directory, self.api_url)
         return self._start(
             Worker(
                 label,
@@ -144,6 +160,21 @@ class PipelineRig:
             time.sleep(0.5)
         raise TimeoutError(f"cycle not done after {timeout:.0f} s")
 
+    def wait_shares(self, nodes: int, rps: float, timeout: float = 90) -> None:
+        """Wait until ``nodes`` live leases each hold about ``rps`` of the key (rebalanced)."""
+        engine = engine_for(self.settings)
+        deadline = time.monotonic() + timeout
+        while True:
+            with engine.connect() as conn:
+                shares = [r[0] for r in conn.execute(text(
+                    "SELECT s.rps FROM lease_shares s JOIN node_leases l ON l.id = s.lease_id "
+                    "WHERE l.revoked_at IS NULL AND l.expires_at > now()")).all()]
+            if len(shares) >= nodes and all(abs(s - rps) < 0.01 * rps for s in shares):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"leases not rebalanced to {nodes} x {rps:g}: {shares}")
+            time.sleep(0.5)
+
     def usage(self, workers: list[Worker]) -> Usage:
         parts = [w.usage() for w in workers]
         return Usage(
@@ -176,3 +207,5 @@ def pipeline_rig(
         finally:
             for w in rig.workers:
                 w.stop()
+            if rig._enrolment is not None:
+                rig._enrolment.stop(rig.prefix)
