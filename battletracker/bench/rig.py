@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.util
-import secrets
 import time
 import uuid
 from collections.abc import Callable, Iterator
