@@ -47,14 +47,14 @@ import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection, Engine, text
 
 from ..db import copy_rows
 
 if TYPE_CHECKING:
-    import psycopg2.extensions
+    import psycopg
 from ..models import COUNTERS
 from .activity import materialise_activity
 from .interfaces import WINDOWS, LeaderboardScorer, UnknownWindow
@@ -175,35 +175,38 @@ def _fill_python(
         )
     )
     eligible = scorer.sql_eligible() or "true"
-    raw = cast("psycopg2.extensions.connection", conn.connection.dbapi_connection)
-    # A named (server-side) cursor inside the same transaction: rows arrive in batches
-    # instead of all at once.
+    raw = cast("psycopg.Connection[Any]", conn.connection.dbapi_connection)
+    # A named (server-side) psycopg 3 cursor inside the same transaction: rows arrive in
+    # batches instead of all at once.
     with raw.cursor(name="lb_stream") as cur:
         cur.itersize = _BATCH
         cur.execute(
             f"SELECT account_id, platform::text, {_COUNTER_COLS} FROM {source} "
             f"WHERE ({eligible})"
         )
-        batch: list[tuple[int, str, int, str]] = []
+        batch: list[tuple[int, str, int, float]] = []
         for row in cur:
             counters = dict(zip(COUNTERS, row[2:], strict=True))
             value = scorer.score(counters)
             if value is None or not math.isfinite(value):
                 continue
-            # repr() is the shortest string that reads back as the same float8
-            batch.append((row[0], row[1], counters["battles"], repr(float(value))))
+            batch.append((row[0], row[1], counters["battles"], float(value)))
             if len(batch) >= _BATCH:
-                copy_rows(conn, "lb_python_scores", ("account_id", "platform", "battles",
-                                                     "score"), batch)
+                _copy_scores(conn, batch)
                 batch = []
-        copy_rows(conn, "lb_python_scores", ("account_id", "platform", "battles", "score"),
-                  batch)
+        _copy_scores(conn, batch)
     conn.execute(
         text(_rank_insert(target, "SELECT account_id, platform, battles, score "
                                   "FROM lb_python_scores")),
         params,
     )
     conn.execute(text("DROP TABLE lb_python_scores"))
+
+
+def _copy_scores(conn: Connection, batch: list[tuple[int, str, int, float]]) -> None:
+    """Binary COPY: a float8 goes back bit for bit, no text round trip."""
+    copy_rows(conn, "lb_python_scores", ("account_id", "platform", "battles", "score"), batch,
+              types=("int8", "text", "int8", "float8"))
 
 
 def _ensure_board_parent(conn: Connection, board: str) -> None:
