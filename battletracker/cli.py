@@ -276,6 +276,7 @@ def demo(players: int, days: int, directory: str, serve: bool, port: int) -> Non
 
 def _register_plugins() -> None:
     """Sub-command groups owned by other packages of battletracker."""
+    from .bench.cli import bench_command
     from .nodes.cli import keys_cli, nodes_cli
     from .stats.cli import stats_cli
     from .volunteer.cli import node_cli
@@ -286,6 +287,7 @@ def _register_plugins() -> None:
     main.add_command(nodes_cli, "nodes")
     main.add_command(keys_cli, "keys")
     main.add_command(node_cli, "node")
+    main.add_command(bench_command, "bench")
 
 
 _register_plugins()

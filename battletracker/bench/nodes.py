@@ -63,15 +63,20 @@ class Enrolment:
                 "--dir", str(directory), "--invite", code, env={})
         return directory
 
-    def node_env(self, directory: Path, api_url: str) -> dict[str, str]:
-        """A node's worker environment: its lease's broker URL, its directory, no database."""
+    def lease(self, directory: Path) -> dict[str, Any]:
+        """``node lease``: a new lease for the node (its previous one is revoked)."""
         lease: dict[str, Any] = json.loads(
             run_cli("node", "lease", "--dir", str(directory), "--json", env={}))
+        return lease
+
+    def node_env(self, directory: Path, api_url: str, own_keys: str = "") -> dict[str, str]:
+        """A node's worker environment: its lease's broker URL, its directory, no database."""
+        lease = self.lease(directory)
         return {
             "BATTLETRACKER_BROKER_URL": lease["broker_url"],
             "BATTLETRACKER_NODE_DIR": str(directory),
             "BATTLETRACKER_WG_API_URL": api_url,
-            "BATTLETRACKER_WG_KEYS": "",
+            "BATTLETRACKER_WG_KEYS": own_keys,
             "BATTLETRACKER_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
         }
 

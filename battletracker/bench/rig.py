@@ -57,6 +57,7 @@ class PipelineRig:
     workdir: Path
     workers: list[Worker] = field(default_factory=list)
     prefix: str = field(default_factory=lambda: f"bt-bench-{uuid.uuid4().hex[:6]}-")
+    node_dirs: list[Path] = field(default_factory=list)
     _enrolment: Enrolment | None = None
 
     def env(self) -> dict[str, str]:
@@ -91,12 +92,15 @@ class PipelineRig:
             self._enrolment = Enrolment(self.env(), self.workdir)
         return self._enrolment
 
-    def node(self, chunks_in_flight: int, name: str = "node") -> Worker:
+    def node(self, chunks_in_flight: int, name: str = "node", own_keys: str = "",
+             extra_env: dict[str, str] | None = None) -> Worker:
         """An enrolled node's fetch worker (lease, own broker user, signed results, no
         database), several chunks at once in threads."""
         label = f"{name}{len(self.workers)}"
         directory = self.enrolment.enrol(label)
-        env = self.enrolment.node_env(directory, self.api_url)
+        self.node_dirs.append(directory)
+        env = {**self.enrolment.node_env(directory, self.api_url, own_keys),
+               **(extra_env or {})}
         return self._start(
             Worker(
                 label,
@@ -159,11 +163,18 @@ class PipelineRig:
             time.sleep(0.5)
         raise TimeoutError(f"cycle not done after {timeout:.0f} s")
 
-    def wait_shares(self, nodes: int, rps: float, timeout: float = 90) -> None:
-        """Wait until ``nodes`` live leases each hold about ``rps`` of the key (rebalanced)."""
+    def wait_shares(self, nodes: int, rps: float, timeout: float = 120) -> None:
+        """Lease again, node after node, until ``nodes`` live leases each hold ``rps``.
+
+        A node's worker renews its lease only once it runs a task; before the night the
+        shares are as the enrolment left them (the first node holding the whole key), so
+        the benchmark takes the leases again in turn, as renewals would, until balanced.
+        """
         engine = engine_for(self.settings)
         deadline = time.monotonic() + timeout
         while True:
+            for directory in self.node_dirs:
+                self.enrolment.lease(directory)
             with engine.connect() as conn:
                 shares = [r[0] for r in conn.execute(text(
                     "SELECT s.rps FROM lease_shares s JOIN node_leases l ON l.id = s.lease_id "

@@ -29,8 +29,15 @@ def broker_root() -> str:
     return os.environ.get(BROKER_ENV, DEFAULT_BROKER).rstrip("/")
 
 
-def _ctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+def _ctl(*args: str, tries: int = 4) -> None:
+    """``rabbitmqctl``; retried, since it fails now and then while others use the broker."""
+    for attempt in range(tries):
+        done = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True,
+                              timeout=60)
+        if done.returncode == 0:
+            return
+        time.sleep(1 + attempt)
+    raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {done.stderr or done.stdout}")
 
 
 @contextmanager
