@@ -25,8 +25,9 @@ __all__ = ["run"]
 KEY = "capacity"
 
 
-def _series(samples: list[tuple[float, int, int]], chunk_size: int, step: float = 2.0
-            ) -> list[list[float]]:
+def _series(
+    samples: list[tuple[float, int, int]], chunk_size: int, step: float = 2.0
+) -> list[list[float]]:
     """ids/s over windows of ``step`` seconds, from (t, chunks stored, accounts) samples."""
     out: list[list[float]] = []
     last_t, last_c = 0.0, 0
@@ -37,22 +38,43 @@ def _series(samples: list[tuple[float, int, int]], chunk_size: int, step: float 
     return out
 
 
-def run(*, ids: int = 200_000, chunk_size: int = 10_000, chunks_in_flight: int = 3,
-        store_concurrency: int = 1, workdir: Path | None = None, profile: bool = True,
-        seed: int = 11) -> Outcome:
-    outcome = Outcome("capacity", {"ids": ids, "chunk_size": chunk_size,
-                                   "chunks_in_flight": chunks_in_flight,
-                                   "store_concurrency": store_concurrency})
+def run(
+    *,
+    ids: int = 200_000,
+    chunk_size: int = 10_000,
+    chunks_in_flight: int = 3,
+    store_concurrency: int = 1,
+    workdir: Path | None = None,
+    profile: bool = True,
+    seed: int = 11,
+) -> Outcome:
+    outcome = Outcome(
+        "capacity",
+        {
+            "ids": ids,
+            "chunk_size": chunk_size,
+            "chunks_in_flight": chunks_in_flight,
+            "store_concurrency": store_concurrency,
+        },
+    )
     started = time.monotonic()
     half = ids // 2
-    population: Population = TemplatePopulation(seed=seed, xbox_ids=half, ps_ids=ids - half,
-                                                new_per_day=0)
+    population: Population = TemplatePopulation(
+        seed=seed, xbox_ids=half, ps_ids=ids - half, new_per_day=0
+    )
     sim = Simulator(population, keys={KEY: 1000.0})
     workdir = workdir or Path(tempfile.mkdtemp(prefix="bt_bench_capacity_"))
-    with serve(sim) as running, pipeline_rig(
-        Settings(), api_url=running.url, xbox_ids=half, ps_ids=ids - half,
-        chunk_size=chunk_size, workdir=workdir,
-    ) as rig:
+    with (
+        serve(sim) as running,
+        pipeline_rig(
+            Settings(),
+            api_url=running.url,
+            xbox_ids=half,
+            ps_ids=ids - half,
+            chunk_size=chunk_size,
+            workdir=workdir,
+        ) as rig,
+    ):
         server = rig.server(concurrency=store_concurrency, queues="store")
         rig.server(queues="control")
         node = rig.node(chunks_in_flight, own_keys=f"{KEY}:1000")
@@ -60,8 +82,10 @@ def run(*, ids: int = 200_000, chunk_size: int = 10_000, chunks_in_flight: int =
         samplers = []
         if profile:
             span = max(5.0, min(30.0, ids / 40_000))
-            samplers = [Sampler(node.proc.pid, span, workdir / "node.pyspy"),
-                        Sampler(server.proc.pid, span, workdir / "store.pyspy")]
+            samplers = [
+                Sampler(node.proc.pid, span, workdir / "node.pyspy"),
+                Sampler(server.proc.pid, span, workdir / "store.pyspy"),
+            ]
         night = rig.wait_stored(published, timeout=ids / 1000 + 300)
         node_use, store_use = node.usage(), server.usage()
         expected = night.chunks  # every chunk stored once
@@ -69,17 +93,42 @@ def run(*, ids: int = 200_000, chunk_size: int = 10_000, chunks_in_flight: int =
     seconds = night.stored_at - night.published_at
     rate = ids / seconds
     accounts_expected = sum(population.exists(i, 0) for i in rig_ids(population))
-    outcome.add(Figure("ids/s end to end (publish to last store)", rate, "ids/s",
-                       reference=accounts_expected / seconds,
-                       reference_label="accounts/s")).at_least(20_000)
-    outcome.add(Figure("accounts stored", night.accounts, reference=accounts_expected,
-                       reference_label="accounts in the population")).equals(accounts_expected)
-    outcome.add(Figure("chunks stored", night.chunks, reference=expected,
-                       reference_label="chunks"))
-    outcome.add(Figure("node CPU seconds", node_use.cpu_seconds, "s", reference=seconds,
-                       reference_label="wall s"))
-    outcome.add(Figure("store worker CPU seconds", store_use.cpu_seconds, "s",
-                       reference=seconds, reference_label="wall s"))
+    outcome.add(
+        Figure(
+            "ids/s end to end (publish to last store)",
+            rate,
+            "ids/s",
+            reference=accounts_expected / seconds,
+            reference_label="accounts/s",
+        )
+    ).at_least(20_000)
+    outcome.add(
+        Figure(
+            "accounts stored",
+            night.accounts,
+            reference=accounts_expected,
+            reference_label="accounts in the population",
+        )
+    ).equals(accounts_expected)
+    outcome.add(Figure("chunks stored", night.chunks, reference=expected, reference_label="chunks"))
+    outcome.add(
+        Figure(
+            "node CPU seconds",
+            node_use.cpu_seconds,
+            "s",
+            reference=seconds,
+            reference_label="wall s",
+        )
+    )
+    outcome.add(
+        Figure(
+            "store worker CPU seconds",
+            store_use.cpu_seconds,
+            "s",
+            reference=seconds,
+            reference_label="wall s",
+        )
+    )
     outcome.series = _series(night.samples, chunk_size)
     for name, text in zip(("node", "store worker"), profiles, strict=False):
         outcome.notes.append(f"py-spy {name}: {text}")

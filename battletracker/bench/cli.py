@@ -30,27 +30,51 @@ def _plan(only: tuple[str, ...], skip: tuple[str, ...]) -> list[str]:
 
 
 @click.command("bench")
-@click.option("--only", multiple=True, type=click.Choice(BENCHMARKS),
-              help="Run only these (repeatable).")
-@click.option("--skip", multiple=True, type=click.Choice(BENCHMARKS),
-              help="Leave these out (repeatable).")
+@click.option(
+    "--only", multiple=True, type=click.Choice(BENCHMARKS), help="Run only these (repeatable)."
+)
+@click.option(
+    "--skip", multiple=True, type=click.Choice(BENCHMARKS), help="Leave these out (repeatable)."
+)
 @click.option("--full", is_flag=True, help="The issue's sizes (takes hours on 2 cores).")
 @click.option("--tiny", is_flag=True, help="A smoke-test size: checks it works, not speed.")
 @click.option("--keyrate-ids", type=click.IntRange(1000), help="Ids of the key-rate night.")
 @click.option("--capacity-ids", type=click.IntRange(1000), help="Ids of the capacity night.")
 @click.option("--store-ids", type=click.IntRange(1000), help="Ids of the store night.")
-@click.option("--night-players", type=click.IntRange(1000), multiple=True,
-              help="Population sizes of the whole-night benchmark (repeatable).")
+@click.option(
+    "--night-players",
+    type=click.IntRange(1000),
+    multiple=True,
+    help="Population sizes of the whole-night benchmark (repeatable).",
+)
 @click.option("--web-players", type=click.IntRange(1000), help="Players behind the web app.")
 @click.option("--chunk-size", type=click.IntRange(100, 100_000), help="Ids per chunk.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=Path("bench-results.json"), show_default=True)
-@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
-              help="Where worker logs go (default: a temporary directory).")
-def bench_command(only: tuple[str, ...], skip: tuple[str, ...], full: bool, tiny: bool,
-                  keyrate_ids: int | None, capacity_ids: int | None, store_ids: int | None,
-                  night_players: tuple[int, ...], web_players: int | None,
-                  chunk_size: int | None, json_path: Path, workdir: Path | None) -> None:
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("bench-results.json"),
+    show_default=True,
+)
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where worker logs go (default: a temporary directory).",
+)
+def bench_command(
+    only: tuple[str, ...],
+    skip: tuple[str, ...],
+    full: bool,
+    tiny: bool,
+    keyrate_ids: int | None,
+    capacity_ids: int | None,
+    store_ids: int | None,
+    night_players: tuple[int, ...],
+    web_players: int | None,
+    chunk_size: int | None,
+    json_path: Path,
+    workdir: Path | None,
+) -> None:
     """Measure key utilisation, capacity, store, a whole night, coordinator and web."""
     from . import capacity, coordinator, keyrate, night, store, web
 
@@ -63,20 +87,30 @@ def bench_command(only: tuple[str, ...], skip: tuple[str, ...], full: bool, tiny
     kr_ids = sized(keyrate_ids, 12_000, 60_000, 120_000)
     kr_chunk = chunk_size or (1_000 if tiny else 5_000 if not full else 10_000)
     runs: dict[str, Callable[[], Outcome]] = {
-        "keyrate": lambda: keyrate.run(ids=kr_ids, chunk_size=kr_chunk, workdir=_dir(workdir,
-                                                                                     "keyrate")),
-        "keyrate2": lambda: keyrate.run(ids=kr_ids, chunk_size=kr_chunk, nodes=2,
-                                        workdir=_dir(workdir, "keyrate2")),
-        "store": lambda: store.run(ids=sized(store_ids, 20_000, 200_000, 1_000_000),
-                                   chunk_size=chunk_size or 10_000),
-        "coordinator": lambda: coordinator.run(chunk_size=chunk_size or 10_000),
-        "capacity": lambda: capacity.run(ids=sized(capacity_ids, 20_000, 200_000, 1_000_000),
-                                         chunk_size=chunk_size or 10_000,
-                                         workdir=_dir(workdir, "capacity")),
-        "night": lambda: night.run(sizes=list(night_players) or
-                                   [(2_000, 10_000), (20_000, 100_000),
-                                    (1_000_000, 5_000_000)][pick]),
-        "web": lambda: web.run(players=sized(web_players, 2_000, 100_000, 5_000_000)),
+        "keyrate": lambda: keyrate.run(
+            ids=kr_ids, chunk_size=kr_chunk, workdir=_dir(workdir, "keyrate")
+        ),
+        "keyrate2": lambda: keyrate.run(
+            ids=kr_ids, chunk_size=kr_chunk, nodes=2, workdir=_dir(workdir, "keyrate2")
+        ),
+        "store": lambda: store.run(
+            ids=sized(store_ids, 20_000, 200_000, 1_000_000), chunk_size=chunk_size or 10_000
+        ),
+        "coordinator": lambda: coordinator.run(
+            chunk_size=chunk_size or (100_000 if tiny else 10_000)
+        ),
+        "capacity": lambda: capacity.run(
+            ids=sized(capacity_ids, 20_000, 200_000, 1_000_000),
+            chunk_size=chunk_size or 10_000,
+            workdir=_dir(workdir, "capacity"),
+        ),
+        "night": lambda: night.run(
+            sizes=list(night_players)
+            or list([(2_000, 10_000), (100_000, 500_000), (1_000_000, 5_000_000)][pick])
+        ),
+        "web": lambda: web.run(
+            players=sized(web_players, 2_000, 100_000, 5_000_000), seconds=(3.0, 20.0, 60.0)[pick]
+        ),
     }
     info = machine()
     info["size"] = size

@@ -34,8 +34,13 @@ def management_url() -> str:
 
 def run_cli(*args: str, env: Mapping[str, str], timeout: float = 120) -> str:
     """Run the ``battletracker`` command; fail with its output if it fails."""
-    done = subprocess.run([str(_BIN / "battletracker"), *args], env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(
+        [str(_BIN / "battletracker"), *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"battletracker {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
     return done.stdout
@@ -59,14 +64,26 @@ class Enrolment:
         """``nodes invite`` + ``node register``: the node's directory."""
         directory = self.root / f"node-{name}-{uuid.uuid4().hex[:4]}"
         code = run_cli("nodes", "invite", "--name", name, env=self.env).strip()
-        run_cli("node", "register", "--server", self.web.url, "--name", name,
-                "--dir", str(directory), "--invite", code, env={})
+        run_cli(
+            "node",
+            "register",
+            "--server",
+            self.web.url,
+            "--name",
+            name,
+            "--dir",
+            str(directory),
+            "--invite",
+            code,
+            env={},
+        )
         return directory
 
     def lease(self, directory: Path) -> dict[str, Any]:
         """``node lease``: a new lease for the node (its previous one is revoked)."""
         lease: dict[str, Any] = json.loads(
-            run_cli("node", "lease", "--dir", str(directory), "--json", env={}))
+            run_cli("node", "lease", "--dir", str(directory), "--json", env={})
+        )
         return lease
 
     def node_env(self, directory: Path, api_url: str, own_keys: str = "") -> dict[str, str]:

@@ -25,9 +25,25 @@ class Sampler:
         self.proc: subprocess.Popen[bytes] | None = None
         if Path(exe).exists():
             self.proc = subprocess.Popen(
-                [exe, "record", "--subprocesses", "--nonblocking", "-r", "50",
-                 "-d", str(int(seconds)), "-f", "raw", "-o", str(out), "-p", str(pid)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                [
+                    exe,
+                    "record",
+                    "--subprocesses",
+                    "--nonblocking",
+                    "-r",
+                    "50",
+                    "-d",
+                    str(int(seconds)),
+                    "-f",
+                    "raw",
+                    "-o",
+                    str(out),
+                    "-p",
+                    str(pid),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
 
     def finish(self, top: int = 6) -> str:
         if self.proc is None:
@@ -58,8 +74,16 @@ def summarise(raw: str, top: int = 6) -> str:
             continue
         n = int(count)
         frames = stack.split(";")
-        idle = any(("select" in f or "epoll" in f or "wait" in f.split(" (")[0] or
-                    "sleep" in f or "recv" in f.split(" (")[0]) for f in frames[-1:])
+        idle = any(
+            (
+                "select" in f
+                or "epoll" in f
+                or "wait" in f.split(" (")[0]
+                or "sleep" in f
+                or "recv" in f.split(" (")[0]
+            )
+            for f in frames[-1:]
+        )
         total += n
         leaves["(idle: waiting)" if idle else _frame_name(frames[-1])] += n
     if not total:

@@ -92,15 +92,19 @@ class PipelineRig:
             self._enrolment = Enrolment(self.env(), self.workdir)
         return self._enrolment
 
-    def node(self, chunks_in_flight: int, name: str = "node", own_keys: str = "",
-             extra_env: dict[str, str] | None = None) -> Worker:
+    def node(
+        self,
+        chunks_in_flight: int,
+        name: str = "node",
+        own_keys: str = "",
+        extra_env: dict[str, str] | None = None,
+    ) -> Worker:
         """An enrolled node's fetch worker (lease, own broker user, signed results, no
         database), several chunks at once in threads."""
         label = f"{name}{len(self.workers)}"
         directory = self.enrolment.enrol(label)
         self.node_dirs.append(directory)
-        env = {**self.enrolment.node_env(directory, self.api_url, own_keys),
-               **(extra_env or {})}
+        env = {**self.enrolment.node_env(directory, self.api_url, own_keys), **(extra_env or {})}
         return self._start(
             Worker(
                 label,
@@ -176,9 +180,16 @@ class PipelineRig:
             for directory in self.node_dirs:
                 self.enrolment.lease(directory)
             with engine.connect() as conn:
-                shares = [r[0] for r in conn.execute(text(
-                    "SELECT s.rps FROM lease_shares s JOIN node_leases l ON l.id = s.lease_id "
-                    "WHERE l.revoked_at IS NULL AND l.expires_at > now()")).all()]
+                shares = [
+                    r[0]
+                    for r in conn.execute(
+                        text(
+                            "SELECT s.rps FROM lease_shares s JOIN node_leases l "
+                            "ON l.id = s.lease_id "
+                            "WHERE l.revoked_at IS NULL AND l.expires_at > now()"
+                        )
+                    ).all()
+                ]
             if len(shares) >= nodes and all(abs(s - rps) < 0.01 * rps for s in shares):
                 return
             if time.monotonic() > deadline:

@@ -32,8 +32,9 @@ def broker_root() -> str:
 def _ctl(*args: str, tries: int = 4) -> None:
     """``rabbitmqctl``; retried, since it fails now and then while others use the broker."""
     for attempt in range(tries):
-        done = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True,
-                              timeout=60)
+        done = subprocess.run(
+            ["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=60
+        )
         if done.returncode == 0:
             return
         time.sleep(1 + attempt)

@@ -32,14 +32,18 @@ __all__ = ["night_messages", "run"]
 DAY = dt.date(2026, 3, 2)
 
 
-def night_messages(settings: Settings, population: Population, cycle_id: int
-                   ) -> list[dict[str, Any]]:
+def night_messages(
+    settings: Settings, population: Population, cycle_id: int
+) -> list[dict[str, Any]]:
     """One result message per chunk of the cycle, with the population's accounts."""
     engine = engine_for(settings)
     with engine.connect() as conn:
-        chunks = conn.execute(text(
-            "SELECT id, platform, first_id, last_id FROM chunks WHERE cycle_id = :c "
-            "ORDER BY id"), {"c": cycle_id}).all()
+        chunks = conn.execute(
+            text(
+                "SELECT id, platform, first_id, last_id FROM chunks WHERE cycle_id = :c ORDER BY id"
+            ),
+            {"c": cycle_id},
+        ).all()
     messages = []
     for chunk_id, platform, first, last in chunks:
         spec = ChunkSpec(chunk_id, cycle_id, str(platform), first, last)
@@ -48,9 +52,14 @@ def night_messages(settings: Settings, population: Population, cycle_id: int
             obj = population.account(account_id, 0)
             if obj is not None:
                 rows.append(account_row(account_id, obj))
-        result = FetchResult(spec=spec, rows=rows, empty=spec.size - len(rows), node="bench",
-                             seconds=1.0, stats={"requests": 0, "limit_errors": 0,
-                                                 "retries": 0})
+        result = FetchResult(
+            spec=spec,
+            rows=rows,
+            empty=spec.size - len(rows),
+            node="bench",
+            seconds=1.0,
+            stats={"requests": 0, "limit_errors": 0, "retries": 0},
+        )
         messages.append(result.to_message())
     return messages
 
@@ -63,9 +72,12 @@ def _raw_copy(settings: Settings, messages: list[dict[str, Any]]) -> float:
         t0 = time.perf_counter()
         for msg in messages:
             cid = msg["cycle_id"]
-            with pc.cursor() as cur, cur.copy(
-                f"COPY bench_copy (cycle_id, {', '.join(COLUMNS)}) FROM STDIN (FORMAT BINARY)"
-            ) as cp:
+            with (
+                pc.cursor() as cur,
+                cur.copy(
+                    f"COPY bench_copy (cycle_id, {', '.join(COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+                ) as cp,
+            ):
                 cp.set_types(list(STAGING_TYPES))
                 for row in msg["rows"]:
                     cp.write_row((cid, *row))
@@ -83,8 +95,10 @@ def run(*, ids: int = 200_000, chunk_size: int = 10_000, seed: int = 5) -> Outco
     population = Population(seed=seed, xbox_ids=half, ps_ids=ids - half, new_per_day=0)
     with temporary_database(Settings(), prefix="bt_bench") as db:
         settings = db.replace(
-            chunk_size=chunk_size, xbox_range=IdRange(XBOX_MIN, XBOX_MIN + half - 1),
-            ps_range=IdRange(PS_MIN, PS_MIN + ids - half - 1))
+            chunk_size=chunk_size,
+            xbox_range=IdRange(XBOX_MIN, XBOX_MIN + half - 1),
+            ps_range=IdRange(PS_MIN, PS_MIN + ids - half - 1),
+        )
         with session_scope(settings) as session:
             cycle = create_cycle(session, settings, DAY)
         t0 = time.perf_counter()
@@ -105,13 +119,22 @@ def run(*, ids: int = 200_000, chunk_size: int = 10_000, seed: int = 5) -> Outco
             staged = conn.execute(text("SELECT count(*) FROM staged_accounts")).scalar_one()
     reference = rows / ((before + after) / 2)
     mine = rows / ours
-    outcome.add(Figure("store_result rows/s", mine, "rows/s", reference=reference,
-                       reference_label="raw binary COPY rows/s"))
+    outcome.add(
+        Figure(
+            "store_result rows/s",
+            mine,
+            "rows/s",
+            reference=reference,
+            reference_label="raw binary COPY rows/s",
+        )
+    )
     outcome.add(Figure("ratio store_result / raw COPY", mine / reference)).at_least(0.8)
-    outcome.add(Figure("rows staged", staged, reference=rows,
-                       reference_label="rows sent")).equals(rows)
+    outcome.add(Figure("rows staged", staged, reference=rows, reference_label="rows sent")).equals(
+        rows
+    )
     outcome.notes.append(
         f"{len(messages)} chunks, {rows:,} accounts; raw COPY {before:.2f} s before and "
-        f"{after:.2f} s after, store_result {ours:.2f} s; messages built in {build:.1f} s")
+        f"{after:.2f} s after, store_result {ours:.2f} s; messages built in {build:.1f} s"
+    )
     outcome.seconds = time.monotonic() - started
     return outcome

@@ -74,8 +74,8 @@ def _lasting_slots(settings: Settings) -> list[KeySlot]:
                 settings.wg_api_url, key.app_id, timeout=settings.request_timeout
             )
         concurrency = settings.fetch_concurrency or concurrency_for(key.rps)
-        slots.append(KeySlot(client, _bucket(key.app_id, key.rps, settings.fetch_rate_margin), concurrency=concurrency,
-                             dead=key.app_id in _DEAD))  # fmt: skip
+        bucket = _bucket(key.app_id, key.rps, settings.fetch_rate_margin)
+        slots.append(KeySlot(client, bucket, concurrency=concurrency, dead=key.app_id in _DEAD))
     return slots
 
 

@@ -273,7 +273,7 @@ class Simulator:
         if render is not None:  # TemplatePopulation: the fast path of capacity benchmarks
             ids = list(dict.fromkeys(int(t) for t in tokens))
             text, found = render(ids, day, selector)
-            body = '{"status":"ok","meta":{"count":%d},"data":%s}' % (len(ids), text)
+            body = f'{{"status":"ok","meta":{{"count":{len(ids)}}},"data":{text}}}'
             return "ok", Reply(200, body.encode()), (len(ids), found)
         data: dict[str, Any] = {}
         for account_id in dict.fromkeys(int(t) for t in tokens):  # duplicates answered once

@@ -25,8 +25,9 @@ class TemplatePopulation(Population):
     def __init__(self, *args: Any, pool: int = 997, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._pool: list[dict[str, Any]] = []
-        candidate = self.id_range("xbox", 0).start if self.initial["xbox"] else \
-            self.id_range("ps", 0).start
+        candidate = (
+            self.id_range("xbox", 0).start if self.initial["xbox"] else self.id_range("ps", 0).start
+        )
         while len(self._pool) < pool:
             account = super().account(candidate, 0)
             if account is not None:
@@ -52,8 +53,10 @@ class TemplatePopulation(Population):
         for account_id in ids:
             if self.exists(account_id, day):
                 found += 1
-                out.append(parts[account_id % len(parts)] % (account_id, account_id,
-                                                              self._name(account_id)))
+                out.append(
+                    parts[account_id % len(parts)]
+                    % (account_id, account_id, self._name(account_id))
+                )
             else:
                 out.append(f'"{account_id}":null')
         return "{" + ",".join(out) + "}", found
@@ -64,9 +67,9 @@ class TemplatePopulation(Population):
         body = body.replace('"account_id":-1', '"account_id":%d')
         body = body.replace('"nickname":"\\u0000"', '"nickname":"%s"')
         if '"account_id":%d' not in body:  # not asked for: keep the format's arity
-            body = body.replace("{", '{%.0s', 1)
+            body = body.replace("{", "{%.0s", 1)
         if '"nickname":"%s"' not in body:
-            body = body.replace("{", '{%.0s', 1)
+            body = body.replace("{", "{%.0s", 1)
         return '"%d":' + body
 
     def _name(self, account_id: int) -> str:
