@@ -7,6 +7,7 @@ also be set on its own. Exits 1 when any figure misses its target.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -14,7 +15,8 @@ from pathlib import Path
 
 import click
 
-from .report import Figure, Outcome, machine, render, write_json
+from .chart import ids_per_second_svg
+from .report import Figure, Outcome, machine, markdown, render, write_json
 
 __all__ = ["BENCHMARKS", "bench_command"]
 
@@ -57,6 +59,17 @@ def _plan(only: tuple[str, ...], skip: tuple[str, ...]) -> list[str]:
     show_default=True,
 )
 @click.option(
+    "--chart",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write an SVG of ids/s over the capacity run here.",
+)
+@click.option(
+    "--markdown",
+    "markdown_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the results table (Markdown) here.",
+)
+@click.option(
     "--workdir",
     type=click.Path(file_okay=False, path_type=Path),
     help="Where worker logs go (default: a temporary directory).",
@@ -73,6 +86,8 @@ def bench_command(
     web_players: int | None,
     chunk_size: int | None,
     json_path: Path,
+    chart: Path | None,
+    markdown_path: Path | None,
     workdir: Path | None,
 ) -> None:
     """Measure key utilisation, capacity, store, a whole night, coordinator and web."""
@@ -130,6 +145,17 @@ def bench_command(
         write_json(json_path, outcomes, info)  # after each: a long run keeps what it got
     met = all(o.met for o in outcomes)
     click.echo(f"{'all targets met' if met else 'some targets MISSED'}; JSON in {json_path}")
+    if markdown_path is not None:
+        markdown_path.write_text(markdown(json.loads(json_path.read_text())))
+    series = next((o for o in outcomes if o.bench == "capacity" and o.series), None)
+    if chart is not None and series is not None:
+        chart.write_text(
+            ids_per_second_svg(
+                series.series,
+                target=20_000,
+                title=f"capacity run: {series.params.get('ids', 0):,} ids, {info['date'][:10]}",
+            )
+        )
     sys.exit(0 if met else 1)
 
 

@@ -21,15 +21,11 @@ from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
+from .services import management_url
+
 __all__ = ["Enrolment", "management_url", "run_cli"]
 
-MANAGEMENT_ENV = "BATTLETRACKER_TEST_BROKER_ADMIN_URL"
-DEFAULT_MANAGEMENT = "http://guest:guest@127.0.0.1:15672"
 _BIN = Path(sys.executable).parent
-
-
-def management_url() -> str:
-    return os.environ.get(MANAGEMENT_ENV, DEFAULT_MANAGEMENT)
 
 
 def run_cli(*args: str, env: Mapping[str, str], timeout: float = 120) -> str:

@@ -21,8 +21,8 @@ from sqlalchemy import text
 from ..db import engine_for
 from ..settings import IdRange, Settings
 from ..wargaming.simulator import PS_MIN, XBOX_MIN
-from .nodes import Enrolment, management_url
-from .services import Usage, Worker, rabbit_vhost
+from .nodes import Enrolment
+from .services import Usage, Worker, consumers, management_url, rabbit_vhost
 
 __all__ = ["Night", "PipelineRig", "fetch_app", "pipeline_rig"]
 
@@ -77,13 +77,14 @@ class PipelineRig:
 
     def server(self, concurrency: int = 1, queues: str = "store,control") -> Worker:
         return self._start(
-            Worker(
+            queues,
+            lambda: Worker(
                 f"server{len(self.workers)}",
                 queues,
                 self.env(),
                 self.workdir / f"server{len(self.workers)}.log",
                 concurrency=concurrency,
-            )
+            ),
         )
 
     @property
@@ -106,7 +107,8 @@ class PipelineRig:
         self.node_dirs.append(directory)
         env = {**self.enrolment.node_env(directory, self.api_url, own_keys), **(extra_env or {})}
         return self._start(
-            Worker(
+            "fetch",
+            lambda: Worker(
                 label,
                 "fetch",
                 env,
@@ -114,12 +116,15 @@ class PipelineRig:
                 app=fetch_app(),
                 pool="threads",
                 concurrency=chunks_in_flight,
-            )
+            ),
         )
 
-    def _start(self, worker: Worker) -> Worker:
+    def _start(self, queues: str, make: Callable[[], Worker]) -> Worker:
+        queue = queues.split(",")[0]
+        before = consumers(self.settings.broker_url, queue)
+        worker = make()
         self.workers.append(worker)
-        worker.wait_ready()
+        worker.wait_ready(self.settings.broker_url, before)
         return worker
 
     def start_night(self) -> float:
