@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 import time
 import warnings
 from collections.abc import Iterator
@@ -119,6 +120,8 @@ def run_demo(
             growth_margin=new_per_day * 2,
             growth_step=new_per_day * 4,
             fetch_concurrency=8,
+            # the dashboard refuses a default key; the demo's sessions die with it
+            secret_key=secrets.token_urlsafe(48),
         )
         upgrade(settings)
         started = time.monotonic()

@@ -49,6 +49,7 @@ __all__ = [
     "SetAsideRow",
     "StagedAccount",
     "TotalBattles",
+    "WebSession",
     "platform_of",
 ]
 
@@ -135,10 +136,16 @@ class Player(Counters, Base):
 
     __table_args__ = (
         Index("ix_players_platform_battles", "platform", "battles"),
-        Index("ix_players_nickname", "nickname"),
         # the export and "changed today" queries select by it
         Index("ix_players_last_seen", "last_seen"),
     )
+
+
+#: Nickname search is case-insensitive by prefix: a btree over ``lower(nickname)`` with
+#: ``text_pattern_ops`` (byte order) serves ``~>=~ prefix AND ~<~ successor`` as a range
+#: scan, in index order, whatever the database's collation (migration 0008).
+Index("ix_players_nickname_lower", func.lower(Player.nickname).label("nickname_lower"),
+      postgresql_ops={"nickname_lower": "text_pattern_ops"})
 
 
 class _DailyCounters(Counters):
@@ -302,3 +309,27 @@ class SetAsideRow(Base):
     )
 
     __table_args__ = (Index("ix_set_aside_rows_cycle", "cycle_id", "kind"),)
+class WebSession(Base):
+    """A web login (operator, guest or Wargaming player), kept server-side so that logging
+    out, or removing an operator, ends it for good (a signed cookie alone cannot be
+    revoked). The cookie holds a random token; only its SHA-256 is stored here."""
+
+    __tablename__ = "web_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    operator: Mapped[str | None] = mapped_column(String(128))
+    #: Digest of the operator's configured password hash at login: a changed password or
+    #: a removed operator no longer matches, and the session is refused.
+    operator_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    guest: Mapped[bool] = mapped_column(default=False)
+    account_id: Mapped[int | None] = mapped_column(BigInteger)
+    nickname: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("ix_web_sessions_expires_at", "expires_at"),
+        Index("ix_web_sessions_operator", "operator"),
+    )

@@ -9,6 +9,7 @@ inside a task at 3 a.m.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import tomllib
@@ -27,6 +28,7 @@ __all__ = [
     "load_settings",
     "mask_url",
     "parse_keys",
+    "parse_networks",
     "parse_range",
 ]
 
@@ -126,6 +128,37 @@ class Settings:
     #: Node side: where ``node register`` keeps the identity and the lease (empty: the
     #: user's config directory).
     node_dir: str = ""
+    # -- operator stack (issue 15a): Elasticsearch/Kibana, database roles ---------------------
+    #: Replicas of each exported index: 0 on a single node (a replica there has nowhere to
+    #: go and keeps the cluster yellow); 1 on a cluster of two or more.
+    elasticsearch_replicas: int = 0
+    #: Daily indices are deleted this many days after creation. Two a day, one shard each:
+    #: 2 x retention shards must stay below Elasticsearch's 1,000 shards per node.
+    elasticsearch_retention_days: int = 365
+    #: Kibana's URL, for ``battletracker export kibana`` (and ``doctor``); unset: skip.
+    kibana_url: str | None = None
+    #: Passwords ``battletracker db upgrade`` gives the web app's read-only role and the
+    #: workers' role (``battletracker_web``, ``battletracker_worker``); empty: the role
+    #: exists but cannot log in with a password.
+    db_web_password: str = ""
+    db_worker_password: str = ""
+    # -- web app on the internet (issue 15b): sign-in, proxies, logins, /metrics ---------
+    #: Application id used only for "Sign in with Wargaming" ("" turns sign-in off). It
+    #: shows in the browser's address bar, so it must never be one of the crawl keys.
+    wg_signin_app_id: str = ""
+    #: Proxies whose ``X-Forwarded-For``/``-Proto`` headers are believed: comma-separated
+    #: addresses or networks ("" believes none). Behind TLS at a proxy this is what makes
+    #: the session cookie ``Secure``.
+    web_trusted_proxies: str = ""
+    #: Prometheus sends ``Authorization: Bearer <metrics_token>`` to read ``/metrics``.
+    metrics_token: str = ""
+    #: Addresses that may read ``/metrics`` without the token (direct connections only).
+    metrics_networks: str = "127.0.0.0/8,::1/128"
+    #: Failed logins allowed per client address and per user name within
+    #: ``login_lockout_seconds``; more are refused without checking the password.
+    login_failures_per_address: int = 20
+    login_failures_per_account: int = 5
+    login_lockout_seconds: int = 900
     # -- performance (issue 16) --
     #: Seconds a key's one-second window is widened by on the node, against jitter
     #: between a request leaving and the API counting it (see wargaming/ratelimit.py).
@@ -180,6 +213,18 @@ def parse_keys(text: str) -> tuple[ApiKey, ...]:
     return tuple(keys)
 
 
+def parse_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Parse ``10.0.0.0/8, 127.0.0.1`` into networks (an address is a one-address network)."""
+    out = []
+    for part in (p.strip() for p in text.split(",")):
+        if part:
+            try:
+                out.append(ipaddress.ip_network(part, strict=False))
+            except ValueError:
+                raise ValueError(f"{part!r} is not an IP address or network") from None
+    return tuple(out)
+
+
 def parse_range(name: str, text: str) -> IdRange:
     """Parse ``min-max`` into an :class:`IdRange`."""
     m = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", text)
@@ -225,7 +270,7 @@ def _convert(name: str, raw: Any) -> Any:
         if isinstance(raw, dict):
             return tuple((str(k), str(v)) for k, v in raw.items())
         return _parse_operators(str(raw))
-    if name == "elasticsearch_url":
+    if name in ("elasticsearch_url", "kibana_url"):
         return str(raw).strip() or None
     if isinstance(default, bool):
         return raw if isinstance(raw, bool) else _parse_bool(name, str(raw))
@@ -291,9 +336,29 @@ def _validate(s: Settings) -> None:
     for name in ("node_broker_url", "broker_admin_url"):
         url = getattr(s, name)
         need(not url or "://" in url, f"{name}: {url!r} must be a URL")
+    for name in ("web_trusted_proxies", "metrics_networks"):
+        try:
+            parse_networks(getattr(s, name))
+        except ValueError as exc:
+            raise SettingsError(f"{name}: {exc}") from None
+    need(s.login_failures_per_address >= 1, "login_failures_per_address: must be >= 1")
+    need(s.login_failures_per_account >= 1, "login_failures_per_account: must be >= 1")
+    need(1 <= s.login_lockout_seconds <= 86_400,
+         "login_lockout_seconds: must be between 1 and 86400")
+    need(s.wg_signin_app_id == "" or bool(re.fullmatch(r"[A-Za-z0-9_-]{1,64}",
+                                                       s.wg_signin_app_id)),
+         "wg_signin_app_id: must be an application id (letters, digits, _ or -)")
     if s.elasticsearch_url is not None:
         need(s.elasticsearch_url.startswith(("http://", "https://")),
              "elasticsearch_url: must be an http(s) URL")
+    if s.kibana_url is not None:
+        need(s.kibana_url.startswith(("http://", "https://")), "kibana_url: must be an http(s) URL")
+    need(0 <= s.elasticsearch_replicas <= 5, "elasticsearch_replicas: must be between 0 and 5")
+    # 2 indices a day; 1,000 shards per node is Elasticsearch's default ceiling, and Kibana
+    # and the players index need some of them
+    need(7 <= s.elasticsearch_retention_days <= 450,
+         "elasticsearch_retention_days: must be between 7 and 450 (2 shards a day must stay "
+         "below the 1,000 shards a node holds)")
 
 
 def load_settings(

@@ -29,7 +29,7 @@ from .fields import MAX_FIELDS, FieldSelector
 from .limits import KeyLimit, SlidingWindow, TokenBucket
 from .population import Population
 from .replies import Reply, api_error, json_reply, key_error, to_response
-from .signin import SignIn
+from .signin import SignIn, private_block
 
 __all__ = [
     "API_PREFIX",
@@ -66,7 +66,8 @@ class Simulator:
             second", which the real API does not document (see :mod:`.limits`).
         clock: monotonic seconds for the rate limit; inject a fake one in tests.
 
-    Not reproduced: ``language`` and ``access_token`` are accepted and ignored, paths must
+    ``access_token`` is checked (:meth:`.signin.SignIn.owner`) and opens ``private`` for
+    the token's own account only. Not reproduced: ``language`` is ignored, paths must
     match exactly (trailing slash included), and the error for more than 100 ``fields``
     is named :data:`FIELDS_LIMIT_MESSAGE` because the real name is undocumented.
     """
@@ -208,6 +209,8 @@ class Simulator:
             return self._account_info(params, client_ip, arrived)
         if method == "GET" and path == API_PREFIX + "auth/login/":
             return self.signin.login(params, client_ip)
+        if method in ("GET", "POST") and path == API_PREFIX + "auth/logout/":
+            return self.signin.logout(params, client_ip)
         self.count("METHOD_NOT_FOUND", params.get("application_id") or None)
         return api_error("METHOD_NOT_FOUND", 404)
 
@@ -268,6 +271,11 @@ class Simulator:
         selector = FieldSelector(params.get("fields"))
         if len(selector) > MAX_FIELDS:
             return _fail(FIELDS_LIMIT_MESSAGE, 407, "fields", params.get("fields"))
+        owner = None
+        if params.get("access_token"):  # a token it did not issue (to this key) is an error
+            owner = self.signin.owner(params["access_token"], params["application_id"])
+            if owner is None:
+                return _fail("INVALID_ACCESS_TOKEN", 407, "access_token")
         day = self.day
         render = getattr(self.population, "render", None)
         if render is not None:  # TemplatePopulation: the fast path of capacity benchmarks
@@ -278,6 +286,8 @@ class Simulator:
         data: dict[str, Any] = {}
         for account_id in dict.fromkeys(int(t) for t in tokens):  # duplicates answered once
             account = self.population.account(account_id, day)
+            if account is not None and account_id == owner:
+                account = {**account, "private": private_block(account)}
             data[str(account_id)] = None if account is None else selector.apply(account)
         return "ok", json_reply({"status": "ok", "meta": {"count": len(data)}, "data": data}), data
 
