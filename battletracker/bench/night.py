@@ -386,12 +386,12 @@ def run(
             f"({', '.join(f'{w} {s:.1f}' for w, s in night['boards_by_window_s'].items())}), "
             f"activity {night['activity_s']:.1f} s, export "
             f"{night.get('export_s', float('nan')):.1f} s; growth "
-            f"{night['growth']['database'] / 2**20:.0f} MiB "
-            f"(diffs {night['growth'].get('diff_battles', 0) / 2**20:.0f}, snapshots "
-            f"{night['growth'].get('total_battles', 0) / 2**20:.0f}, staging "
-            f"{night['growth'].get('staging', 0) / 2**20:.0f}); boards "
-            f"{night['sizes'].get('boards', 0) / 2**20:.0f} MiB vs players "
-            f"{night['sizes'].get('players', 0) / 2**20:.0f} MiB"
+            f"{night['growth']['database'] / 2**20:.1f} MiB "
+            f"(diffs {night['growth'].get('diff_battles', 0) / 2**20:.1f}, snapshots "
+            f"{night['growth'].get('total_battles', 0) / 2**20:.1f}, staging "
+            f"{night['growth'].get('staging', 0) / 2**20:.1f}); boards "
+            f"{night['sizes'].get('boards', 0) / 2**20:.1f} MiB vs players "
+            f"{night['sizes'].get('players', 0) / 2**20:.1f} MiB"
         )
     outcome.seconds = time.monotonic() - started
     return outcome

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.util
+import secrets
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -212,7 +213,14 @@ class PipelineRig:
 
 @contextmanager
 def pipeline_rig(
-    base: Settings, *, api_url: str, xbox_ids: int, ps_ids: int, chunk_size: int, workdir: Path
+    base: Settings,
+    *,
+    api_url: str,
+    xbox_ids: int,
+    ps_ids: int,
+    chunk_size: int,
+    workdir: Path,
+    lease_seconds: int = 30,
 ) -> Iterator[PipelineRig]:
     """A migrated throwaway database and vhost; stops every worker it started."""
     from ..testing.databases import temporary_database
@@ -223,6 +231,8 @@ def pipeline_rig(
         settings = db.replace(
             broker_url=broker,
             chunk_size=chunk_size,
+            secret_key=secrets.token_hex(24),
+            lease_seconds=lease_seconds,
             xbox_range=IdRange(XBOX_MIN, XBOX_MIN + max(xbox_ids, 1) - 1),
             ps_range=IdRange(PS_MIN, PS_MIN + max(ps_ids, 1) - 1),
             wg_api_url=api_url,

@@ -109,10 +109,15 @@ def _paths(settings: Settings, rng: random.Random, n: int = 2000) -> list[str]:
                     )
                 ).scalars()
             )
-            or [1]
             for b in boards
             for w in WINDOWS
         }
+        known = list(
+            conn.execute(
+                text("SELECT account_id FROM players TABLESAMPLE SYSTEM (2) LIMIT 500")
+            ).scalars()
+        )
+    sample = {k: v or known for k, v in sample.items()}  # an empty board: ask anyway (404)
     paths = []
     for i in range(n):
         board, window, platform = rng.choice(boards), rng.choice(WINDOWS), rng.choice(PLATFORMS)
@@ -133,7 +138,7 @@ def _paths(settings: Settings, rng: random.Random, n: int = 2000) -> list[str]:
                 f"/api/v1/boards/{board}/around/{account}?window={window}&platform={platform}&n=5"
             )
         elif kind == 3:
-            paths.append(f"/api/v1/players/{account}")
+            paths.append(f"/api/v1/players/{rng.choice(known)}")
         else:
             paths.append(f"/boards/{board}?window={window}&platform={platform}")
     return paths
