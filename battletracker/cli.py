@@ -280,6 +280,7 @@ def demo(players: int, days: int, directory: str, serve: bool, port: int) -> Non
 def _register_plugins() -> None:
     """Sub-command groups owned by other packages of battletracker."""
     from .admin import cycle_list, doctor_command, export_cli, ranges_cli
+    from .bench.cli import bench_command
     from .nodes.cli import keys_cli, nodes_cli
     from .report.cli import report_command
     from .stats.cli import stats_cli
@@ -296,6 +297,7 @@ def _register_plugins() -> None:
     main.add_command(doctor_command, "doctor")
     cycle.add_command(cycle_list, "list")
     main.add_command(report_command)
+    main.add_command(bench_command, "bench")
 
 
 _register_plugins()

@@ -168,6 +168,10 @@ class Settings:
     #: 5 % changed, at ~35 k rows/s on 2 shared cores, i.e. ~8 minutes for the ~17 M
     #: accounts of a full night): about twice the measured time.
     stage_soft_time_limit: int = 15 * 60
+    # -- performance (issue 16) --
+    #: Seconds a key's one-second window is widened by on the node, against jitter
+    #: between a request leaving and the API counting it (see wargaming/ratelimit.py).
+    fetch_rate_margin: float = 0.02
     #: Where this config came from, for messages.
     source: str = field(default="defaults", compare=False)
 
@@ -330,6 +334,7 @@ def _validate(s: Settings) -> None:
     need(s.stale_after_seconds >= 10, "stale_after_seconds: must be >= 10")
     need(s.max_attempts >= 1, "max_attempts: must be >= 1")
     need(0 <= s.fetch_concurrency <= 64, "fetch_concurrency: must be between 0 and 64")
+    need(0 <= s.fetch_rate_margin <= 0.5, "fetch_rate_margin: must be between 0 and 0.5 s")
     need(0 < s.request_timeout <= 120, "request_timeout: must be in (0, 120]")
     need(0 < s.web_port < 65536, "web_port: must be a TCP port")
     need(0 <= s.worker_metrics_port < 65000, "worker_metrics_port: must be a TCP port or 0")
