@@ -27,6 +27,7 @@ __all__ = [
     "BOARDS_ROLE",
     "PIPELINE_FUNCTIONS",
     "WEB_ROLE",
+    "WEB_WRITABLE",
     "WORKER_ROLE",
     "RoleCheck",
     "apply_roles",
@@ -37,6 +38,10 @@ __all__ = [
 WEB_ROLE = "battletracker_web"
 WORKER_ROLE = "battletracker_worker"
 BOARDS_ROLE = "battletracker_boards"
+#: Tables the web app itself writes (node registration and leases are served by it); the
+#: web role gets INSERT/UPDATE/DELETE on these only, once they exist. Never a table of the
+#: nightly pipeline or the statistics.
+WEB_WRITABLE: tuple[str, ...] = ("nodes", "node_leases", "node_invites", "api_keys")
 #: The owner's functions through which the worker makes the partitions of a night.
 PIPELINE_FUNCTIONS = ("battletracker_month_partitions(date)",
                       "battletracker_cycle_staging(bigint, boolean)")
@@ -113,6 +118,15 @@ def grant_sql() -> list[str]:
         END $$""",
         f"GRANT SELECT ON leaderboard_entries TO {WEB_ROLE}",
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON leaderboard_entries TO {WORKER_ROLE}",
+        f"""
+        DO $$ DECLARE t text; BEGIN
+          FOREACH t IN ARRAY ARRAY[{", ".join(f"'{t}'" for t in WEB_WRITABLE) or "NULL"}]::text[]
+          LOOP
+            IF to_regclass(t) IS NOT NULL THEN
+              EXECUTE format('GRANT INSERT, UPDATE, DELETE ON %I TO {WEB_ROLE}', t);
+            END IF;
+          END LOOP;
+        END $$""",
         *(f"REVOKE ALL ON FUNCTION {f} FROM PUBLIC" for f in PIPELINE_FUNCTIONS),
         *(f"GRANT EXECUTE ON FUNCTION {f} TO {WORKER_ROLE}" for f in PIPELINE_FUNCTIONS),
     ]
