@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
 
 from .settings import Settings
 
@@ -143,7 +144,16 @@ def apply_roles(conn: Connection, settings: Settings) -> list[str]:
         if not password:
             continue
         quoted = conn.execute(text("SELECT quote_literal(:p)"), {"p": password}).scalar_one()
-        conn.execute(text(f"ALTER ROLE {role} LOGIN PASSWORD {quoted}"))
+        # roles are the cluster's: another database's upgrade may update the same row at
+        # once ("tuple concurrently updated"); a savepoint and a second try settle it
+        for attempt in range(3):
+            try:
+                with conn.begin_nested():
+                    conn.execute(text(f"ALTER ROLE {role} LOGIN PASSWORD {quoted}"))
+                break
+            except DBAPIError:
+                if attempt == 2:
+                    raise
         enabled.append(role)
     return enabled
 
