@@ -277,15 +277,22 @@ def demo(players: int, days: int, directory: str, serve: bool, port: int) -> Non
 def _register_plugins() -> None:
     """Sub-command groups owned by other packages of battletracker."""
     from .admin import cycle_list, doctor_command, export_cli, ranges_cli
+    from .nodes.cli import keys_cli, nodes_cli
+    from .report.cli import report_command
     from .stats.cli import stats_cli
+    from .volunteer.cli import node_cli
     from .web.cli import web_command
 
     main.add_command(web_command, "web")
     main.add_command(stats_cli, "stats")
+    main.add_command(nodes_cli, "nodes")
+    main.add_command(keys_cli, "keys")
+    main.add_command(node_cli, "node")
     main.add_command(ranges_cli, "ranges")
     main.add_command(export_cli, "export")
     main.add_command(doctor_command, "doctor")
     cycle.add_command(cycle_list, "list")
+    main.add_command(report_command)
 
 
 _register_plugins()

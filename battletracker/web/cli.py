@@ -1,4 +1,4 @@
-"""``battletracker web``: serve the dashboard; ``battletracker web hash-password``."""
+"""``battletracker web``: serve the dashboard; ``hash-password`` and ``new-secret``."""
 
 from __future__ import annotations
 
@@ -22,16 +22,26 @@ def web_command(ctx: click.Context, host: str | None, port: int | None,
     """Serve the dashboard, the JSON API, /metrics and /healthz with uvicorn."""
     if ctx.invoked_subcommand is not None:
         return
+    from .secret import check_secret_key
     from .server import serve  # uvicorn and the app only when serving
 
     try:
         settings = load_settings(config_path)
+        check_secret_key(settings.secret_key)
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
     shown_host = host or settings.web_host
     shown_port = settings.web_port if port is None else port
     click.echo(f"battletracker web on http://{shown_host}:{shown_port}/")
     serve(settings, host, port)
+
+
+@web_command.command("new-secret")
+def new_secret_command() -> None:
+    """Print a random value for the ``secret_key`` setting."""
+    from .secret import new_secret_key
+
+    click.echo(new_secret_key())
 
 
 @web_command.command("hash-password")

@@ -1,4 +1,8 @@
-"""Request-scoped dependencies: the database session, the visitor's identity, access gates."""
+"""Request-scoped dependencies: the database session, the visitor's identity, access gates.
+
+The guest gate (:func:`gate`) is a dependency of the whole app, not of each router: a
+route added later is gated unless its path is listed in :data:`PUBLIC_PATHS`.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +14,37 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..settings import Settings
-from .auth import SESSION_COOKIE, Identity, SessionCodec
+from .auth import ANONYMOUS, SESSION_COOKIE, Identity, SessionCodec
+from .passwords import PasswordChecker
+from .sessions import SessionStore
+from .throttle import LoginThrottle
 
 __all__ = [
+    "PUBLIC_PATHS",
+    "PUBLIC_PREFIXES",
     "DbSession",
     "LoginRequired",
     "OperatorRequired",
     "Reader",
     "State",
+    "gate",
     "get_identity",
     "get_session",
     "operator",
     "reader",
+    "session_token",
     "state_of",
 ]
+
+#: Routes anyone may reach with the guest gate on: logging in, and the monitoring
+#: endpoints (``/metrics`` has its own token). Everything else is data, and gated.
+PUBLIC_PATHS = frozenset({
+    "/login", "/logout", "/auth/wargaming", "/auth/wargaming/callback",
+    "/healthz", "/metrics",
+})
+#: Route prefixes of the volunteer nodes' own API: nodes authenticate with their own
+#: credentials (issue 12's bearer token), never with a browser's guest login.
+PUBLIC_PREFIXES = ("/api/v1/nodes/", "/api/v1/node/")
 
 
 @dataclass
@@ -33,6 +54,9 @@ class State:
     settings: Settings
     sessions: sessionmaker[Session]
     codec: SessionCodec
+    store: SessionStore
+    throttle: LoginThrottle
+    passwords: PasswordChecker
 
 
 def state_of(request: Request) -> State:
@@ -52,8 +76,26 @@ def get_session(request: Request) -> Iterator[Session]:
 DbSession = Annotated[Session, Depends(get_session)]
 
 
-def get_identity(request: Request) -> Identity:
+def session_token(request: Request) -> str | None:
+    """The token of the visitor's session cookie, if it is genuine and not expired."""
     return state_of(request).codec.loads(request.cookies.get(SESSION_COOKIE))
+
+
+def get_identity(request: Request) -> Identity:
+    """Who the visitor is, read once per request from the server-side session.
+
+    Does a database read when a cookie is present: call it from sync code (the
+    threadpool), or through ``run_in_threadpool`` from async routes.
+    """
+    cached = getattr(request.state, "identity", None)
+    if isinstance(cached, Identity):
+        return cached
+    state = state_of(request)
+    token = session_token(request)
+    identity = ANONYMOUS if token is None else state.store.load(
+        token, operators=state.settings.operators, secret_key=state.settings.secret_key)
+    request.state.identity = identity
+    return identity
 
 
 class LoginRequired(Exception):
@@ -70,6 +112,20 @@ def reader(request: Request) -> Identity:
     if state_of(request).settings.guest_login and not identity.may_read:
         raise LoginRequired(operator=False)
     return identity
+
+
+def gate(request: Request) -> None:
+    """The app-wide guest gate: :func:`reader` for every route but :data:`PUBLIC_PATHS`."""
+    # the path the router matched (not a route's own template, which lacks any prefix
+    # given to include_router: "/login" inside a prefixed router is not the login page)
+    path: str = request.scope["path"]
+    root = request.scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root):]
+    if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
+        return
+    if state_of(request).settings.guest_login:
+        reader(request)
 
 
 def operator(request: Request) -> Identity:

@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 def wants_json(request: Request) -> bool:
     """API paths answer JSON; pages answer HTML."""
     path = request.url.path
+    if path == "/api/docs":  # the explorer is a page
+        return False
     return path.startswith("/api/") or path in ("/openapi.json", "/healthz", "/metrics")
 
 

@@ -4,12 +4,15 @@ Each app gets its own :class:`CollectorRegistry` (never the process-global one),
 apps in one process (tests, the demo) do not share or clash on metrics. Cycle gauges are
 read from the database at scrape time by a custom collector, so they are never stale and
 cost nothing between scrapes. The pipeline adds its own collectors (queue depth…) through
-``create_app(extra_collectors=...)``.
+``create_app(extra_collectors=...)``; their readings are cached for
+:data:`EXTRA_TTL` seconds (:class:`CachedCollector`), so scrapes in quick succession, or
+many at once, open one broker connection between them, not one each.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -24,7 +27,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..models import CycleStatus
 from . import progress
 
-__all__ = ["CycleCollector", "HttpMetrics", "MetricsMiddleware", "build_registry"]
+__all__ = [
+    "EXTRA_TTL",
+    "CachedCollector",
+    "CycleCollector",
+    "HttpMetrics",
+    "MetricsMiddleware",
+    "build_registry",
+]
+
+#: Seconds a reading of an extra collector (the broker's queue depths) is reused.
+EXTRA_TTL = 10.0
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +157,34 @@ class CycleCollector(Collector):
         yield state
 
 
+class CachedCollector(Collector):
+    """Serves ``inner``'s last reading for ``ttl`` seconds; one reading at a time."""
+
+    def __init__(self, inner: Collector, *, ttl: float = EXTRA_TTL,
+                 clock: Any = time.monotonic) -> None:
+        self.inner = inner
+        self.ttl = ttl
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._metrics: list[Metric] = []
+        self._read_at: float | None = None
+        #: How many times ``inner`` was read (tests check the cache with it).
+        self.readings = 0
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:  # a scrape arriving during a reading waits for it and shares it
+            now = self.clock()
+            if self._read_at is None or now - self._read_at >= self.ttl:
+                self._metrics = list(self.inner.collect())
+                self._read_at = now
+                self.readings += 1
+            metrics = self._metrics
+        yield from metrics
+
+
 def build_registry(sessions: sessionmaker[Session],
                    extra_collectors: Iterable[Collector] = ()) -> tuple[CollectorRegistry,
                                                                          HttpMetrics]:
@@ -151,5 +192,5 @@ def build_registry(sessions: sessionmaker[Session],
     metrics = HttpMetrics(registry)
     registry.register(CycleCollector(sessions))
     for collector in extra_collectors:
-        registry.register(collector)
+        registry.register(CachedCollector(collector))
     return registry, metrics

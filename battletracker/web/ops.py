@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .api.schemas import Health
 from .deps import state_of
+from .hardening import metrics_allowed
 
 __all__ = ["router"]
 
@@ -22,7 +23,14 @@ router = APIRouter(tags=["operations"])
 
 @router.get("/metrics", include_in_schema=False)
 def metrics(request: Request) -> Response:
-    """Prometheus exposition of this app's own registry (cycle gauges read now)."""
+    """Prometheus exposition of this app's own registry (cycle gauges read now).
+
+    Only for the bearer of ``metrics_token`` or a direct connection from
+    ``metrics_networks`` (:func:`.hardening.metrics_allowed`); others get 403.
+    """
+    if not metrics_allowed(request, state_of(request).settings):
+        return JSONResponse({"detail": "metrics need the metrics token"}, status_code=403,
+                            headers={"www-authenticate": "Bearer"})
     return Response(generate_latest(request.app.state.registry),
                     media_type=CONTENT_TYPE_LATEST)
 

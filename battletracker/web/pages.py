@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from ..stats import queries
 from ..stats.interfaces import UnknownPlayer
 from . import chartdata, progress
 from .api.params import MAX_ACCOUNT_ID, AccountId, BoardName, PlatformParam, Window
-from .deps import DbSession, get_identity, reader
+from .deps import DbSession, get_identity
+from .search import MAX_PREFIX, search_players
 from .templating import render
 
 __all__ = ["router"]
 
-router = APIRouter(include_in_schema=False, dependencies=[Depends(reader)])
+router = APIRouter(include_in_schema=False)  # the guest gate is app-wide (deps.gate)
 
 PAGE_SIZE = 50
 WINDOWS = ("day", "week", "month", "all")
@@ -86,6 +87,25 @@ def _player_context(session: DbSession, account_id: int, days: int) -> dict[str,
     ranks = [(info, found.get(info.name)) for info in queries.list_boards()]
     return {"stats": stats, "history": history, "ranks": ranks, "days": days,
             "charts": chartdata.player_charts(history)}
+
+
+@router.get("/players")
+def player_search(
+    request: Request,
+    session: DbSession,
+    q: Annotated[str, Query(max_length=MAX_PREFIX)] = "",
+    platform: PlatformParam = "all",
+) -> Response:
+    """Find players by the start of their nickname; one exact match goes straight there."""
+    prefix = "".join(ch for ch in q.strip() if ch.isprintable())
+    matches = search_players(session, prefix, platform=platform, limit=PAGE_SIZE) if prefix \
+        else []
+    exact = [m for m in matches if m.nickname.lower() == prefix.lower()]
+    if len(exact) == 1 and len(matches) == 1:
+        return RedirectResponse(f"/players/{exact[0].account_id}", status_code=303)
+    return render(request, "search.html", {"q": prefix, "platform": platform,
+                                           "platforms": PLATFORMS, "matches": matches,
+                                           "limit": PAGE_SIZE})
 
 
 @router.get("/players/{account_id}")

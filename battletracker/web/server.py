@@ -17,8 +17,9 @@ __all__ = ["ServerHandle", "serve", "serve_in_thread"]
 
 def _config(settings: Settings, host: str, port: int, **kwargs: object) -> uvicorn.Config:
     app = create_app(settings, extra_collectors=[QueueDepthCollector(settings)])
+    # proxy headers are applied by the app itself, from web_trusted_proxies only
     return uvicorn.Config(app, host=host, port=port,
-                          proxy_headers=True, server_header=False, **kwargs)  # type: ignore[arg-type]
+                          proxy_headers=False, server_header=False, **kwargs)  # type: ignore[arg-type]
 
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:

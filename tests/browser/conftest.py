@@ -19,6 +19,7 @@ from playwright.sync_api import Browser, Page, Playwright, Request, Route, sync_
 from battletracker.settings import Settings
 from battletracker.testing.databases import temporary_database
 from battletracker.web.auth import hash_password
+from battletracker.web.secret import new_secret_key
 from battletracker.web.server import ServerHandle, serve_in_thread
 from tests.integration.web.dataset import Dataset, populate
 
@@ -49,7 +50,7 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 
 @pytest.fixture(scope="module")
 def populated() -> Iterator[tuple[Settings, Dataset]]:
-    base = Settings(secret_key="browser-secret",
+    base = Settings(secret_key=new_secret_key(),
                     operators=((OPERATOR[0], hash_password(OPERATOR[1], iterations=1_000)),))
     with temporary_database(base) as settings:
         yield settings, populate(settings)

@@ -7,7 +7,16 @@ from typing import Annotated, Literal
 from fastapi import Path, Query
 
 __all__ = [
-    "API_PREFIX","AccountId", "BoardName", "Days", "Limit", "Offset", "PlatformParam", "Window"]
+    "API_PREFIX",
+    "AccountId",
+    "BoardName",
+    "Days",
+    "Limit",
+    "NicknamePrefix",
+    "Offset",
+    "PlatformParam",
+    "Window",
+]
 
 #: Every API route's path starts with this. Routers carry it in their own prefix (not
 #: one given to ``include_router``) so that a matched route's ``path`` is the full
@@ -27,3 +36,7 @@ Limit = Annotated[int, Query(ge=1, le=200)]
 Days = Annotated[int, Query(ge=1, le=3660, description="how many days back")]
 AccountId = Annotated[int, Path(ge=1, le=MAX_ACCOUNT_ID)]
 BoardName = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", max_length=64)]
+#: A nickname prefix: printable, no control characters, 1-64 characters.
+NicknamePrefix = Annotated[str, Query(min_length=1, max_length=64,
+                                      pattern=r"^[^\x00-\x1f\x7f]+$",
+                                      description="the start of a nickname, any case")]

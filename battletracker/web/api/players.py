@@ -1,15 +1,16 @@
-"""Players and activity: ``/api/v1/players/{id}``, its history, ``/api/v1/activity``."""
+"""Players and activity: nickname search, ``/api/v1/players/{id}``, its history, activity."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from ...stats import queries
 from ..deps import DbSession
-from .params import API_PREFIX, AccountId, Days, PlatformParam
-from .schemas import ActivityOut, DayOut, EntryOut, PlayerOut, Problem
+from ..search import search_players
+from .params import API_PREFIX, AccountId, Days, NicknamePrefix, PlatformParam
+from .schemas import ActivityOut, DayOut, EntryOut, PlayerMatchOut, PlayerOut, Problem
 
 __all__ = ["router"]
 
@@ -17,6 +18,19 @@ router = APIRouter(prefix=API_PREFIX, tags=["players"])
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "unknown player"}}
+
+
+@router.get("/players", response_model=list[PlayerMatchOut])
+def search(
+    session: DbSession,
+    nickname: NicknamePrefix,
+    platform: PlatformParam = "all",
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> list[PlayerMatchOut]:
+    """Players whose nickname starts with ``nickname``, in any case, ordered by nickname
+    (then account id). Served by an index: a short prefix costs what a long one does."""
+    return [PlayerMatchOut.of(m) for m in search_players(session, nickname,
+                                                         platform=platform, limit=limit)]
 
 
 @router.get("/players/{account_id}", response_model=PlayerOut, responses=NOT_FOUND)

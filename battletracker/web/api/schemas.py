@@ -17,6 +17,7 @@ __all__ = [
     "EntryOut",
     "Health",
     "PageOut",
+    "PlayerMatchOut",
     "PlayerOut",
     "Problem",
 ]
@@ -83,6 +84,16 @@ class PlayerOut(_FromStats):
     stats: dict[str, dict[str, float | None]]
     ranks: dict[str, EntryOut] = Field(
         default_factory=dict, description="all-time rank over both platforms, per board")
+
+
+class PlayerMatchOut(_FromStats):
+    """A player found by nickname."""
+
+    account_id: int
+    nickname: str
+    platform: str
+    last_seen: dt.date = Field(description="the night the player was last seen playing")
+    battles: int
 
 
 class DayOut(_FromStats):

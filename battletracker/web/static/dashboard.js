@@ -36,6 +36,9 @@
   document.addEventListener("DOMContentLoaded", function () {
     var root = document.getElementById("progress");
     if (!root) return;
+    // the bar's width comes from data-fraction: a style attribute would need CSP unsafe-inline
+    var bar = root.querySelector('[data-field="bar"]');
+    if (bar) bar.style.width = (Number(bar.getAttribute("data-fraction") || 0) * 100).toFixed(1) + "%";
     var every = Number(root.getAttribute("data-refresh") || 30) * 1000;
     setInterval(function () { refresh(root); }, every);
   });

@@ -11,17 +11,22 @@ from battletracker.settings import Settings
 from battletracker.testing.databases import temporary_database
 from battletracker.web.app import create_app
 from battletracker.web.auth import hash_password
+from battletracker.web.secret import new_secret_key
 
 from .dataset import Dataset, populate
 
 OPERATOR = ("alice", "correct horse battery staple")
 #: Few iterations: hashing speed is not what these tests measure.
 OPERATOR_HASH = hash_password(OPERATOR[1], iterations=1_000)
+#: What Prometheus sends as its bearer token in these tests.
+METRICS_TOKEN = "metrics-token-for-tests"
+METRICS_AUTH = {"authorization": f"Bearer {METRICS_TOKEN}"}
 
 
 @pytest.fixture(scope="module")
 def populated() -> Iterator[tuple[Settings, Dataset]]:
-    base = Settings(secret_key="test-secret", operators=((OPERATOR[0], OPERATOR_HASH),))
+    base = Settings(secret_key=new_secret_key(), operators=((OPERATOR[0], OPERATOR_HASH),),
+                    metrics_token=METRICS_TOKEN)
     with temporary_database(base) as settings:
         yield settings, populate(settings)
 

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from battletracker.models import COUNTERS
 from battletracker.settings import Settings
 from battletracker.web.app import create_app
+from battletracker.web.secret import new_secret_key
 
 from .dataset import DAYS, FIRST_DAY, LAST_DAY, NODES, Dataset
 
@@ -129,7 +130,7 @@ def test_errors_are_json_with_status(client: TestClient, path: str, status: int)
 
 
 def test_no_cycle_yet_is_404(db_settings: Settings) -> None:
-    with TestClient(create_app(db_settings)) as c:
+    with TestClient(create_app(db_settings.replace(secret_key=new_secret_key()))) as c:
         r = c.get("/api/v1/cycles/current")
         assert r.status_code == 404 and r.json() == {"detail": "no cycle has run yet"}
         assert c.get("/api/v1/cycles").json() == []

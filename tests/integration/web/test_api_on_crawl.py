@@ -25,6 +25,7 @@ from battletracker.stats.registry import default_registry
 from battletracker.testing.databases import temporary_database
 from battletracker.wargaming.simulator import BASE_URL, PS_MIN, XBOX_MIN, Population, Simulator
 from battletracker.web.app import create_app
+from battletracker.web.secret import new_secret_key
 
 pytestmark = pytest.mark.integration
 
@@ -42,6 +43,7 @@ def crawl() -> Iterator[dict[str, Any]]:
     base = Settings(
         wg_api_url=BASE_URL, wg_keys=(ApiKey("k", 1000.0),), chunk_size=500,
         xbox_range=IdRange(XBOX_MIN, XBOX_MIN + span), ps_range=IdRange(PS_MIN, PS_MIN + span),
+        secret_key=new_secret_key(),
     )  # fmt: skip
     with temporary_database(base) as settings:
         for night in range(1, NIGHTS + 1):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from urllib.parse import parse_qs, urlsplit
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
@@ -15,10 +16,10 @@ from battletracker.db import engine_for
 from battletracker.settings import ApiKey, Settings
 from battletracker.wargaming.simulator import Population, Simulator, serve
 from battletracker.web.app import create_app
-from battletracker.web.auth import SESSION_COOKIE
+from battletracker.web.auth import SESSION_COOKIE, hash_password
 from battletracker.web.server import serve_in_thread
 
-from .conftest import OPERATOR
+from .conftest import METRICS_AUTH, OPERATOR
 
 
 def _login(c: TestClient, user: str, password: str, next: str = "/") -> httpx.Response:
@@ -67,16 +68,61 @@ def test_wrong_credentials_fail(fresh: TestClient, user: str, password: str) -> 
     assert fresh.get("/operator", follow_redirects=False).status_code == 303
 
 
-def test_forged_session_is_ignored(fresh: TestClient, web_settings: Settings) -> None:
-    from battletracker.web.auth import Identity, SessionCodec
+def test_forged_operator_cookie_is_refused(fresh: TestClient, web_settings: Settings) -> None:
+    """The issue's attack: a cookie signed with the old default key, and one signed with the
+    real key but holding no server-side session, both get nothing."""
+    from itsdangerous import URLSafeTimedSerializer
 
-    forged = SessionCodec("not-the-secret", max_age=3600).dumps(Identity(operator="alice"))
-    fresh.cookies.set(SESSION_COOKIE, forged)
-    assert fresh.get("/operator", follow_redirects=False).status_code == 303
-    genuine = SessionCodec(web_settings.secret_key, max_age=3600).dumps(
-        Identity(operator="alice"))
-    fresh.cookies.set(SESSION_COOKIE, genuine)
+    for key in ("change-me", web_settings.secret_key):
+        forged = URLSafeTimedSerializer(key, salt="battletracker.session")
+        for payload in ({"operator": "mallory"}, {"operator": "alice"}, "x" * 43):
+            fresh.cookies.set(SESSION_COOKIE, forged.dumps(payload))
+            assert fresh.get("/operator", follow_redirects=False).status_code == 303
+    fresh.cookies.clear()
+    assert _login(fresh, *OPERATOR).status_code == 303
     assert fresh.get("/operator", follow_redirects=False).status_code == 200
+
+
+def test_logged_out_cookie_is_refused(fresh: TestClient) -> None:
+    assert _login(fresh, *OPERATOR).status_code == 303
+    kept = fresh.cookies.get(SESSION_COOKIE)
+    assert fresh.get("/operator", follow_redirects=False).status_code == 200
+    assert fresh.post("/logout", follow_redirects=False).status_code == 303
+    fresh.cookies.set(SESSION_COOKIE, kept)  # a copy of the cookie, replayed
+    assert fresh.get("/operator", follow_redirects=False).status_code == 303
+
+
+def test_removed_operator_session_is_refused(web_settings: Settings) -> None:
+    """Sessions are checked against the operator list on every request: an app started
+    without bob (or with his password changed) refuses bob's cookie, keeps alice's."""
+    bob = ("bob", "bob's pass phrase")
+    both = web_settings.replace(operators=(*web_settings.operators,
+                                           (bob[0], hash_password(bob[1], iterations=1_000))))
+    with TestClient(create_app(both)) as a, TestClient(create_app(both)) as b:
+        assert _login(a, *OPERATOR).status_code == 303
+        assert _login(b, *bob).status_code == 303
+        alice_cookie, bob_cookie = a.cookies[SESSION_COOKIE], b.cookies[SESSION_COOKIE]
+        assert b.get("/operator", follow_redirects=False).status_code == 200
+    new_password = both.replace(operators=(
+        *web_settings.operators, (bob[0], hash_password("new pass", iterations=1_000))))
+    for changed in (web_settings, new_password):  # bob removed; bob's password changed
+        with TestClient(create_app(changed)) as c:
+            c.cookies.set(SESSION_COOKIE, bob_cookie)
+            assert c.get("/operator", follow_redirects=False).status_code == 303
+            assert "operator: bob" not in c.get("/").text
+            c.cookies.set(SESSION_COOKIE, alice_cookie)
+            assert c.get("/operator", follow_redirects=False).status_code == 200
+
+
+def test_login_rotates_the_session(fresh: TestClient) -> None:
+    """A token planted before the login (session fixation) is ended by the login."""
+    assert _login(fresh, *OPERATOR).status_code == 303
+    first = fresh.cookies[SESSION_COOKIE]
+    assert _login(fresh, *OPERATOR).status_code == 303
+    second = fresh.cookies[SESSION_COOKIE]
+    assert first != second
+    fresh.cookies.set(SESSION_COOKIE, first)
+    assert fresh.get("/operator", follow_redirects=False).status_code == 303
 
 
 def test_session_expires(web_settings: Settings) -> None:
@@ -100,7 +146,7 @@ def test_guest_gate(web_settings: Settings) -> None:
         assert r.status_code == 303 and r.headers["location"].startswith("/login?next=%2Fboards")
         assert c.get("/api/v1/boards").status_code == 401
         assert c.get("/healthz").status_code == 200  # monitoring stays open
-        assert c.get("/metrics").status_code == 200
+        assert c.get("/metrics", headers=METRICS_AUTH).status_code == 200
         assert c.get("/login").status_code == 200
         assert _login(c, "guest", "wrong").status_code == 401
         assert _login(c, "guest", "shared-secret", next="/boards").status_code == 303
@@ -122,73 +168,146 @@ def test_public_by_default(client: TestClient) -> None:
 
 
 # -- Wargaming sign-in ------------------------------------------------------------------
+# The sign-in has its own application id; the crawl key "crawlkey" must never show.
+
+
+@dataclass
+class SignInRig:
+    base: str  # the web app
+    sim: Simulator
+    sim_url: str
 
 
 @pytest.fixture
-def signin(web_settings: Settings) -> Iterator[tuple[str, Simulator]]:
-    sim = Simulator(Population(seed=3, xbox_ids=2_000, ps_ids=2_000), keys={"webkey": 10.0})
+def signin(web_settings: Settings) -> Iterator[SignInRig]:
+    sim = Simulator(Population(seed=3, xbox_ids=2_000, ps_ids=2_000),
+                    keys={"crawlkey": 10.0, "signinapp": 50.0})
     with serve(sim) as running:
         settings = web_settings.replace(wg_openid_url=running.url + "auth/login/",
-                                        wg_keys=(ApiKey("webkey", 10.0),))
+                                        wg_api_url=running.url,
+                                        wg_keys=(ApiKey("crawlkey", 10.0),),
+                                        wg_signin_app_id="signinapp")
         handle = serve_in_thread(settings)
         try:
-            yield handle.url, sim
+            yield SignInRig(handle.url, sim, running.url)
         finally:
             handle.stop()
 
 
-def test_wargaming_sign_in_shows_my_page(signin: tuple[str, Simulator],
-                                         web_settings: Settings) -> None:
-    base, sim = signin
-    account = sim.signin.chosen_account()
-    nickname = sim.population.account(account, sim.day)["nickname"]  # type: ignore[index]
-    with engine_for(web_settings).begin() as conn:
+def _add_player(settings: Settings, account: int, nickname: str) -> None:
+    with engine_for(settings).begin() as conn:
         conn.execute(text(
             "INSERT INTO players (account_id, platform, nickname, last_seen, battles, wins, "
             "losses, draws, spotted, frags, damage_dealt, damage_received, "
             "dropped_capture_points, capture_points, xp, hits, shots, survived_battles) "
             "VALUES (:a, 'xbox', :n, '2026-03-14', 10, 5, 5, 0, 1, 2, 3000, 2000, 0, 0, "
             "900, 50, 80, 4) ON CONFLICT DO NOTHING"), {"a": account, "n": nickname})
+
+
+def _wargaming_answer(c: httpx.Client, base: str) -> str:
+    """Start a flow and let the simulator answer: the callback URL it sends back."""
+    start = c.get("/auth/wargaming")
+    assert start.status_code == 302
+    back = c.get(start.headers["location"])
+    assert back.status_code == 302
+    assert back.headers["location"].startswith(f"{base}/auth/wargaming/callback?")
+    return str(back.headers["location"])
+
+
+def _replace(url: str, **changes: str) -> str:
+    parts = urlsplit(url)
+    query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+    query.update(changes)
+    return f"{parts.path}?{urlencode(query)}"
+
+
+def test_wargaming_sign_in_shows_my_page(signin: SignInRig, web_settings: Settings) -> None:
+    base, sim = signin.base, signin.sim
+    account = sim.signin.chosen_account()
+    nickname = sim.population.account(account, sim.day)["nickname"]  # type: ignore[index]
+    _add_player(web_settings, account, nickname)
     with httpx.Client(base_url=base, follow_redirects=False, timeout=10) as c:
         start = c.get("/auth/wargaming")
         assert start.status_code == 302
-        to_wg = urlsplit(start.headers["location"])
-        query = parse_qs(to_wg.query)
-        assert query["application_id"] == ["webkey"]
-        assert query["redirect_uri"] == [f"{base}/auth/wargaming/callback"]
+        query = parse_qs(urlsplit(start.headers["location"]).query)
+        assert query["application_id"] == ["signinapp"]  # never the crawl key
+        assert "crawlkey" not in start.headers["location"]
+        callback = urlsplit(query["redirect_uri"][0])
+        assert f"{callback.scheme}://{callback.netloc}{callback.path}" == (
+            f"{base}/auth/wargaming/callback")
+        assert len(parse_qs(callback.query)["state"][0]) >= 32  # the nonce
         back = c.get(start.headers["location"])  # the simulator: 302 back to us
-        assert back.status_code == 302
-        assert back.headers["location"].startswith(f"{base}/auth/wargaming/callback?")
-        done = c.get(back.headers["location"])
+        # the nickname in the URL is not believed: the API's is shown
+        done = c.get(_replace(back.headers["location"], nickname="<b>Impostor</b>"))
         assert done.status_code == 303 and done.headers["location"] == "/me"
         me = c.get("/me")
         assert me.status_code == 200
-        assert nickname in me.text and "This is you" in me.text
+        assert nickname in me.text and "This is you" in me.text and "Impostor" not in me.text
+    assert "crawlkey" not in sim.stats()["by_key"]  # the check used the sign-in app id
 
 
-@pytest.mark.parametrize("query", [
-    "status=error&code=401&message=AUTH_CANCEL",
-    "status=ok&access_token=t&nickname=N&account_id=abc&expires_at=9999999999",
-    "status=ok&access_token=t&nickname=N&account_id=-5&expires_at=9999999999",
-    "status=ok&access_token=t&nickname=N&account_id=99999999999999999999&expires_at=9999999999",
-    "status=ok&access_token=&nickname=N&account_id=5000&expires_at=9999999999",
-    "status=ok&access_token=t&nickname=N&account_id=5000&expires_at=1",
-    "status=ok&access_token=t&nickname=N&account_id=5000",
+NOT_CONFIRMED = "did not confirm"
+NOT_STARTED = "not started here"
+
+
+@pytest.mark.parametrize(("changes", "reason"), [
+    # the issue's example: a made-up token (with the attacker's own, genuine state)
+    ({"access_token": "x"}, NOT_CONFIRMED),
+    ({"access_token": "0123456789abcdef0123456789abcdef01234567"}, NOT_CONFIRMED),
+    ({"access_token": ""}, NOT_CONFIRMED),
+    # a genuine token, claimed for another account
+    ({"account_id": "VICTIM"}, NOT_CONFIRMED),
+    ({"state": "not-the-nonce"}, NOT_STARTED),
+    ({"state": ""}, NOT_STARTED),
+    ({"status": "error", "message": "AUTH_CANCEL"}, "AUTH_CANCEL"),
+    ({"account_id": "abc"}, "valid account id"),
+    ({"account_id": "-5"}, "valid account id"),
+    ({"account_id": "99999999999999999999"}, "valid account id"),
 ])
-def test_bad_callbacks_are_rejected(signin: tuple[str, Simulator], query: str) -> None:
-    base, _ = signin
+def test_forged_sign_in_callbacks_are_refused(signin: SignInRig, changes: dict[str, str],
+                                               reason: str) -> None:
+    base, sim = signin.base, signin.sim
+    victim = sim.signin.chosen_account() + 1
+    while sim.population.account(victim, sim.day) is None:
+        victim += 1
+    changes = {k: str(victim) if v == "VICTIM" else v for k, v in changes.items()}
     with httpx.Client(base_url=base, follow_redirects=False, timeout=10) as c:
-        c.get("/auth/wargaming")  # a flow was started in this browser
-        r = c.get(f"/auth/wargaming/callback?{query}")
-        assert r.status_code == 400
+        r = c.get(_replace(_wargaming_answer(c, base), **changes))
+        assert r.status_code == 400 and reason in r.text
         assert SESSION_COOKIE not in r.headers.get("set-cookie", "")
+        assert c.get("/me").status_code == 303
+        assert c.get("/operator", follow_redirects=False).status_code == 303
+
+
+def test_sign_in_answer_is_bound_to_the_browser_that_started_it(signin: SignInRig) -> None:
+    """A genuine answer replayed in another browser (no flow, or another nonce) is refused:
+    nobody can sign a victim in as someone else."""
+    with httpx.Client(base_url=signin.base, follow_redirects=False, timeout=10) as c:
+        genuine = _wargaming_answer(c, signin.base)
+    with httpx.Client(base_url=signin.base, follow_redirects=False, timeout=10) as victim:
+        assert NOT_STARTED in victim.get(genuine).text
+        victim.get("/auth/wargaming")  # the victim's own flow: another nonce
+        r = victim.get(genuine)
+        assert r.status_code == 400 and NOT_STARTED in r.text
+        assert victim.get("/me").status_code == 303
+
+
+def test_token_of_another_application_is_refused(signin: SignInRig) -> None:
+    """A token the API issued to another application id proves nothing to ours."""
+    other = httpx.get(f"{signin.sim_url}auth/login/", params={
+        "application_id": "crawlkey", "redirect_uri": "http://elsewhere.example/cb"},
+        follow_redirects=False)
+    foreign = dict(httpx.URL(other.headers["location"]).params)
+    with httpx.Client(base_url=signin.base, follow_redirects=False, timeout=10) as c:
+        r = c.get(_replace(_wargaming_answer(c, signin.base),
+                           access_token=foreign["access_token"],
+                           account_id=foreign["account_id"]))
+        assert r.status_code == 400 and NOT_CONFIRMED in r.text
         assert c.get("/me").status_code == 303
 
 
-def test_callback_without_a_started_flow_is_rejected(signin: tuple[str, Simulator]) -> None:
-    base, _ = signin
-    good = "status=ok&access_token=t&nickname=N&account_id=5000&expires_at=9999999999"
-    with httpx.Client(base_url=base, follow_redirects=False, timeout=10) as c:
-        assert c.get(f"/auth/wargaming/callback?{good}").status_code == 400
-        c.get("/auth/wargaming")
-        assert c.get(f"/auth/wargaming/callback?{good}").status_code == 303
+def test_sign_in_off_without_its_application_id(web_settings: Settings) -> None:
+    with TestClient(create_app(web_settings.replace(wg_keys=(ApiKey("crawlkey", 10.0),)))) as c:
+        r = c.get("/auth/wargaming", follow_redirects=False)
+        assert r.status_code == 503 and "wg_signin_app_id" in r.text
+        assert "crawlkey" not in r.text

@@ -9,6 +9,9 @@ from prometheus_client.registry import Collector
 
 from battletracker.settings import Settings
 from battletracker.web.app import create_app
+from battletracker.web.secret import new_secret_key
+
+from .conftest import METRICS_AUTH, METRICS_TOKEN
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -33,7 +36,7 @@ def test_metrics(web_settings: Settings) -> None:
         assert c.get("/api/v1/boards/nope").status_code == 404
         assert c.get("/api/v1/players/0").status_code == 422
         assert c.get("/no/such/page").status_code == 404
-        r = c.get("/metrics")
+        r = c.get("/metrics", headers=METRICS_AUTH)
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
         s = _samples(r.text)
     date = (("date", "2026-03-15"),)
@@ -60,8 +63,8 @@ def test_each_app_has_its_own_registry(web_settings: Settings) -> None:
         a.get("/api/v1/boards")
         key = ("battletracker_http_requests_total",
                (("method", "GET"), ("route", "/api/v1/boards"), ("status", "200")))
-        assert _samples(a.get("/metrics").text)[key] == 1
-        assert key not in _samples(b.get("/metrics").text)
+        assert _samples(a.get("/metrics", headers=METRICS_AUTH).text)[key] == 1
+        assert key not in _samples(b.get("/metrics", headers=METRICS_AUTH).text)
 
 
 def test_healthz(web_settings: Settings) -> None:
@@ -71,11 +74,12 @@ def test_healthz(web_settings: Settings) -> None:
 
 
 def test_healthz_and_metrics_without_database() -> None:
-    down = Settings(database_url="postgresql+psycopg2://postgres@127.0.0.1:9/nowhere")
+    down = Settings(database_url="postgresql://postgres@127.0.0.1:9/nowhere",
+                    secret_key=new_secret_key(), metrics_token=METRICS_TOKEN)
     with TestClient(create_app(down)) as c:
         r = c.get("/healthz")
         assert r.status_code == 503
         assert r.json() == {"status": "unavailable", "database": "unreachable"}
-        m = c.get("/metrics")
+        m = c.get("/metrics", headers=METRICS_AUTH)
         assert m.status_code == 200
         assert _samples(m.text)[("battletracker_database_up", ())] == 0

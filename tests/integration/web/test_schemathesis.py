@@ -21,9 +21,10 @@ from schemathesis.checks import not_a_server_error
 
 from battletracker.settings import Settings
 from battletracker.web.app import create_app
+from battletracker.web.secret import new_secret_key
 from battletracker.web.server import ServerHandle, serve_in_thread
 
-_PATHS = create_app(Settings()).openapi()["paths"]
+_PATHS = create_app(Settings(secret_key=new_secret_key())).openapi()["paths"]
 #: (path, method, mode): invalid requests only where there is a parameter to break.
 OPERATIONS = [
     pytest.param(path, method, mode, id=f"{method} {path} {mode.value}")
