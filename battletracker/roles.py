@@ -42,7 +42,10 @@ BOARDS_ROLE = "battletracker_boards"
 #: Tables the web app itself writes (node registration and leases are served by it); the
 #: web role gets INSERT/UPDATE/DELETE on these only, once they exist. Never a table of the
 #: nightly pipeline or the statistics.
-WEB_WRITABLE: tuple[str, ...] = ("nodes", "node_leases", "node_invites", "api_keys")
+WEB_WRITABLE: tuple[str, ...] = (
+    "web_sessions",  # logins (issue 15b)
+    "nodes", "node_invites", "node_leases", "lease_shares", "key_reports", "api_keys",  # nodes
+)
 #: The owner's functions through which the worker makes the partitions of a night.
 PIPELINE_FUNCTIONS = ("battletracker_month_partitions(date)",
                       "battletracker_cycle_staging(bigint, boolean)")
@@ -120,11 +123,17 @@ def grant_sql() -> list[str]:
         f"GRANT SELECT ON leaderboard_entries TO {WEB_ROLE}",
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON leaderboard_entries TO {WORKER_ROLE}",
         f"""
-        DO $$ DECLARE t text; BEGIN
+        DO $$ DECLARE t text; s text; BEGIN
           FOREACH t IN ARRAY ARRAY[{", ".join(f"'{t}'" for t in WEB_WRITABLE) or "NULL"}]::text[]
           LOOP
             IF to_regclass(t) IS NOT NULL THEN
               EXECUTE format('GRANT INSERT, UPDATE, DELETE ON %I TO {WEB_ROLE}', t);
+              FOR s IN SELECT pg_get_serial_sequence(t, attname) FROM pg_attribute
+                       WHERE attrelid = to_regclass(t) AND attnum > 0 AND NOT attisdropped
+                         AND pg_get_serial_sequence(t, attname) IS NOT NULL
+              LOOP
+                EXECUTE format('GRANT USAGE, SELECT ON SEQUENCE %s TO {WEB_ROLE}', s);
+              END LOOP;
             END IF;
           END LOOP;
         END $$""",
