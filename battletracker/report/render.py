@@ -16,7 +16,8 @@ from .data import MEASURES, PLATFORMS, DayReport
 
 __all__ = ["render_png"]
 
-COLOURS = {"xbox": "#2f8f3a", "ps": "#2f5fbf"}
+#: The dashboard's colours (static/charts.js): Xbox first, PlayStation second.
+COLOURS = {"xbox": "#2f6fdf", "ps": "#e0662f"}
 #: matplotlib keeps module-level state (font cache, rcParams): one drawing at a time.
 _LOCK = threading.Lock()
 
