@@ -37,7 +37,7 @@ def _error(body: dict) -> str:  # type: ignore[type-arg]
 
 
 def test_private_only_for_the_tokens_own_account() -> None:
-    sim, client = _sim()
+    _, client = _sim()
     token, owner = _token(client)
     mine = _info(client, owner, token)
     assert mine["status"] == "ok"
