@@ -1,12 +1,17 @@
-"""Nickname search from the header, and the API explorer working offline under the CSP."""
+"""Nickname search from the header, the API explorer offline under the CSP, and the
+Wargaming sign-in as a player clicks through it."""
 
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import Browser
 
+from battletracker.settings import ApiKey, Settings
+from battletracker.wargaming.simulator import Population, Simulator, serve
+from battletracker.web.server import serve_in_thread
 from tests.integration.web.dataset import Dataset
 
-from .conftest import Watched
+from .conftest import ARTIFACTS, Watched
 
 pytestmark = pytest.mark.browser
 
@@ -53,3 +58,36 @@ def test_api_explorer_works_offline(watched: Watched) -> None:
     assert "200" in status.inner_text()
     w.screenshot("api-explorer-tried")
     w.assert_clean()
+
+
+def test_wargaming_sign_in_in_the_browser(browser: Browser, populated: tuple[Settings, Dataset]
+                                          ) -> None:
+    """The whole redirect flow against the simulator over HTTP, as a player clicks it."""
+    settings, data = populated
+    sim = Simulator(Population(seed=3, xbox_ids=2_000, ps_ids=2_000),
+                    keys={"crawlkey": 10.0, "signinapp": 50.0})
+    account = next(a for a in data.nickname if a < 1_000_000_000)
+    sim.login_account = account  # the simulator signs in a player the dashboard knows
+    nickname = sim.population.account(account, sim.day)
+    with serve(sim) as running:
+        web = serve_in_thread(settings.replace(
+            wg_openid_url=running.url + "auth/login/", wg_api_url=running.url,
+            wg_keys=(ApiKey("crawlkey", 10.0),), wg_signin_app_id="signinapp"))
+        context = browser.new_context(base_url=web.url, viewport={"width": 1280, "height": 900})
+        try:
+            page = context.new_page()
+            page.goto("/")
+            page.get_by_role("link", name="Sign in with Wargaming").click()
+            page.wait_for_url("**/me")
+            assert nickname is not None
+            assert nickname["nickname"] in page.locator("header .who").inner_text()
+            assert "This is you" in page.content()
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "signed-in-me.png"), full_page=True)
+            page.get_by_role("button", name="Log out").click()
+            page.wait_for_url(web.url + "/")
+            page.goto("/me")
+            assert "/login" in page.url
+        finally:
+            context.close()
+            web.stop()
