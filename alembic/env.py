@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine, pool
+from sqlalchemy import pool
 
+from battletracker.db import database_url, make_engine
 from battletracker.models import Base
+from battletracker.nodes import models as _node_models  # noqa: F401  (the node tables)
 from battletracker.settings import load_settings
 
 config = context.config
@@ -25,7 +27,7 @@ def include_object(obj: object, name: str | None, type_: str, reflected: bool,
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True)
+    context.configure(url=database_url(_url()), target_metadata=target_metadata, literal_binds=True)
     with context.begin_transaction():
         context.run_migrations()
 
@@ -40,7 +42,7 @@ def run_migrations_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = create_engine(_url(), poolclass=pool.NullPool)
+    engine = make_engine(_url(), poolclass=pool.NullPool)
     with engine.connect() as connection:
         context.configure(
             connection=connection, target_metadata=target_metadata,

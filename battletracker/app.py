@@ -16,7 +16,9 @@ from celery import Celery, Task
 from celery.schedules import crontab
 from kombu import Exchange, Queue
 
+from .nodes.guard import StoreGuard
 from .settings import Settings, load_settings
+from .volunteer.stopper import LocalStop
 
 __all__ = [
     "FETCH_TASKS",
@@ -34,7 +36,10 @@ QUEUES = ("fetch", "store", "control")
 
 ROUTES = {
     "battletracker.fetch_range": {"queue": "fetch"},
-    "battletracker.store_results": {"queue": "store"},
+    # named exchange and key: a bare queue would be sent through the default exchange,
+    # which a node may not write to (nodes/broker.py)
+    "battletracker.store_results": {"queue": "store", "exchange": "bt.results",
+                                    "routing_key": "store"},
     "battletracker.*": {"queue": "control"},
 }
 
@@ -43,7 +48,11 @@ def celery_options(settings: Settings) -> dict[str, Any]:
     """The Celery settings the pipeline's guarantees rest on, plus the beat table."""
     hour, minute = (int(x) for x in settings.cycle_time.split(":"))
     exchange = Exchange("battletracker", type="direct", durable=True)
-    return {
+    # nodes may publish only to ``bt.results``, bound to ``store`` alone (nodes/broker.py)
+    results = Exchange("bt.results", type="direct", durable=True)
+    queues = [Queue(q, results if q == "store" else exchange, routing_key=q, durable=True)
+              for q in QUEUES]  # fmt: skip
+    options = {
         "broker_url": settings.broker_url,
         "broker_connection_retry_on_startup": True,
         # JSON only: results come from volunteers and are untrusted.
@@ -62,7 +71,7 @@ def celery_options(settings: Settings) -> dict[str, Any]:
         # One process per worker unless told otherwise (-c N): a fetch worker paces its
         # keys inside one process; two processes would spend each key twice.
         "worker_concurrency": 1,
-        "task_queues": [Queue(q, exchange, routing_key=q, durable=True) for q in QUEUES],
+        "task_queues": queues,
         "task_default_queue": "control",
         "task_default_exchange": "battletracker",
         "task_default_routing_key": "control",
@@ -86,6 +95,11 @@ def celery_options(settings: Settings) -> dict[str, Any]:
             },
         },
     }
+    if settings.node_dir:  # a volunteer's worker: declares nothing, no remote control
+        from .volunteer.worker import node_celery_options
+
+        options.update(node_celery_options())
+    return options
 
 
 def _lazy_defaults() -> dict[str, Any]:
@@ -99,6 +113,8 @@ SERVER_TASKS = (*FETCH_TASKS, "battletracker.pipeline.tasks", "battletracker.sta
 
 app = Celery("battletracker", include=list(SERVER_TASKS))
 app.add_defaults(_lazy_defaults)
+app.steps["consumer"].add(StoreGuard)  # issue 12: the store consumer runs only store_results
+app.steps["consumer"].add(LocalStop)  # issue 12: a node stops its fetch consumer locally
 app.config_from_object("celeryconfig", silent=True)
 
 _settings: Settings | None = None

@@ -95,11 +95,11 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True)
 @click.pass_context
 def db_upgrade(ctx: click.Context, revision: str) -> None:
-    """Apply the migrations to the configured database."""
-    from .migrate import upgrade
+    """Apply the migrations (as the owner), then the web and worker roles' grants."""
+    from .migrate import upgrade_and_grant
 
-    upgrade(_settings(ctx), revision)
-    click.echo(f"database at {revision}")
+    enabled = upgrade_and_grant(_settings(ctx), revision)
+    click.echo(f"database at {revision}; roles that may log in: {', '.join(enabled) or 'none'}")
 
 
 # -- cycles ------------------------------------------------------------------------------------
@@ -276,12 +276,22 @@ def demo(players: int, days: int, directory: str, serve: bool, port: int) -> Non
 
 def _register_plugins() -> None:
     """Sub-command groups owned by other packages of battletracker."""
+    from .admin import cycle_list, doctor_command, export_cli, ranges_cli
+    from .nodes.cli import keys_cli, nodes_cli
     from .report.cli import report_command
     from .stats.cli import stats_cli
+    from .volunteer.cli import node_cli
     from .web.cli import web_command
 
     main.add_command(web_command, "web")
     main.add_command(stats_cli, "stats")
+    main.add_command(nodes_cli, "nodes")
+    main.add_command(keys_cli, "keys")
+    main.add_command(node_cli, "node")
+    main.add_command(ranges_cli, "ranges")
+    main.add_command(export_cli, "export")
+    main.add_command(doctor_command, "doctor")
+    cycle.add_command(cycle_list, "list")
     main.add_command(report_command)
 
 

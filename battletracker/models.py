@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Date,
     DateTime,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -44,6 +46,7 @@ __all__ = [
     "Platform",
     "PlatformRange",
     "Player",
+    "SetAsideRow",
     "StagedAccount",
     "TotalBattles",
     "WebSession",
@@ -58,9 +61,14 @@ class CycleStatus(enum.StrEnum):
     diffing = "diffing"
     #: diffs done; ranges being grown
     growing = "growing"
-    #: ranges done; exporting / materialising
+    #: ranges done; daily activity and leaderboards being materialised
+    materialising = "materialising"
+    #: boards done; exporting to Elasticsearch (when configured)
     exporting = "exporting"
     done = "done"
+    #: a stage failed for a reason retrying cannot fix: ``failed_stage`` and ``error`` say
+    #: which and why; ``battletracker cycle retry`` runs that stage again
+    failed = "failed"
 
 
 class ChunkStatus(enum.StrEnum):
@@ -69,6 +77,10 @@ class ChunkStatus(enum.StrEnum):
     stored = "stored"  # its result is in staging
     rejected = "rejected"  # a result came back invalid: publish again
     failed = "failed"  # gave up (attempts exhausted or a request bug): operator's call
+    #: the API said METHOD_DISABLED: published again after ``not_before``
+    held = "held"
+    #: never stored: the night was closed (the next one was due) before it came back
+    missed = "missed"
 
 
 def _enum(cls: type[enum.Enum], name: str) -> Enum:
@@ -153,9 +165,14 @@ class TotalBattles(_DailyCounters, Base):
 
 
 class DiffBattles(_DailyCounters, Base):
-    """The change of each counter of an account on that day."""
+    """The change of each counter of an account since its previous snapshot.
+
+    ``days`` is how many days that change spans: 1 when the account was read the night
+    before, more when nights in between missed it (its chunk was never stored).
+    """
 
     __tablename__ = "diff_battles"
+    days: Mapped[int] = mapped_column(SmallInteger, server_default="1")
     __table_args__ = (
         Index("ix_diff_battles_date_platform", "date", "platform"),
         {"postgresql_partition_by": "RANGE (date)"},
@@ -193,6 +210,18 @@ class Cycle(Base):
     ids_total: Mapped[int] = mapped_column(BigInteger, default=0)
     accounts: Mapped[int] = mapped_column(BigInteger, default=0)
     rejected_results: Mapped[int] = mapped_column(Integer, default=0)
+    #: Rows set aside by the store (a rule of the game broken), see ``set_aside_rows``.
+    set_aside: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: Accounts whose counters went down since their previous snapshot (a new baseline).
+    anomalies: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: Accounts seen for the first time whose lifetime play was not counted as this
+    #: day's (the platform's first night, or ids no earlier night could read).
+    baseline_accounts: Mapped[int | None] = mapped_column(BigInteger)
+    #: Closed before every chunk was stored (the next night was due): see ``notes``.
+    partial: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    #: The stage that failed for good and why (status ``failed``).
+    failed_stage: Mapped[str | None] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
     changed_players: Mapped[int | None] = mapped_column(BigInteger)
     new_players: Mapped[int | None] = mapped_column(BigInteger)
     started_at: Mapped[dt.datetime] = mapped_column(
@@ -230,6 +259,10 @@ class Chunk(Base):
     stored_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     #: Seconds the node spent fetching, as it reported.
     fetch_seconds: Mapped[float | None] = mapped_column()
+    #: A fetch said it is still working on the chunk (the reaper's staleness clock).
+    progress_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    #: A held chunk (METHOD_DISABLED) is published again only after this.
+    not_before: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         UniqueConstraint("cycle_id", "platform", "first_id", name="uq_chunks_cycle_first"),
@@ -252,6 +285,30 @@ class StagedAccount(Counters, Base):
     __table_args__ = ({"postgresql_partition_by": "LIST (cycle_id)"},)
 
 
+class SetAsideRow(Base):
+    """A row not taken into the numbers, with its reason, for the operator to look at.
+
+    ``kind`` ``rule``: the store found it breaks a rule of the game (the rest of its
+    chunk was stored); ``decrease``: a counter went down since the account's previous
+    snapshot (no diff that day; the new counters are the account's new baseline).
+    """
+
+    __tablename__ = "set_aside_rows"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("cycles.id", ondelete="CASCADE"))
+    chunk_id: Mapped[int | None] = mapped_column(Integer)
+    account_id: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    #: The row as received (``COLUMNS`` order), or old and new counters for a decrease.
+    row: Mapped[Any] = mapped_column(JSONB)
+    node: Mapped[str | None] = mapped_column(String(255))
+    recorded_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+    __table_args__ = (Index("ix_set_aside_rows_cycle", "cycle_id", "kind"),)
 class WebSession(Base):
     """A web login (operator, guest or Wargaming player), kept server-side so that logging
     out, or removing an operator, ends it for good (a signed cookie alone cannot be

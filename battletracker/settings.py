@@ -69,7 +69,7 @@ class IdRange:
 class Settings:
     """Everything battletracker can be told. Built by :func:`load_settings`."""
 
-    database_url: str = "postgresql+psycopg2://postgres@127.0.0.1:5432/battletracker"
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/battletracker"
     broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
     #: Base URL of the API; ``account/info/`` is appended.
     wg_api_url: str = DEFAULT_API_URL
@@ -108,6 +108,40 @@ class Settings:
     session_max_age: int = 8 * 3600
     #: Where players sign in with Wargaming; default is the real OpenID endpoint.
     wg_openid_url: str = "https://api-console.worldoftanks.com/wotx/auth/login/"
+    # -- volunteer nodes (issue 12) ------------------------------------------------------
+    #: The broker URL nodes connect to, without credentials (``amqps://host:5671/vhost``
+    #: over the internet); empty: ``broker_url``'s host, port and vhost.
+    node_broker_url: str = ""
+    #: RabbitMQ management API that makes each node's own broker user
+    #: (``http://admin:pw@rabbitmq:15672``); empty: nodes share ``node_broker_url``.
+    broker_admin_url: str = ""
+    #: Node broker users are named this prefix + the node id.
+    node_user_prefix: str = "bt-node-"
+    #: How long a lease lasts; a node renews it every third of this.
+    lease_seconds: int = 300
+    #: The version nodes must run (empty: this server's version).
+    required_node_version: str = ""
+    #: Share of each night's stored chunks the server fetches again to check nodes.
+    spot_check_fraction: float = 0.01
+    #: Below this trust a node is quarantined: its results refused, its chunks re-issued.
+    trust_threshold: float = 0.5
+    #: Node side: where ``node register`` keeps the identity and the lease (empty: the
+    #: user's config directory).
+    node_dir: str = ""
+    # -- operator stack (issue 15a): Elasticsearch/Kibana, database roles ---------------------
+    #: Replicas of each exported index: 0 on a single node (a replica there has nowhere to
+    #: go and keeps the cluster yellow); 1 on a cluster of two or more.
+    elasticsearch_replicas: int = 0
+    #: Daily indices are deleted this many days after creation. Two a day, one shard each:
+    #: 2 x retention shards must stay below Elasticsearch's 1,000 shards per node.
+    elasticsearch_retention_days: int = 365
+    #: Kibana's URL, for ``battletracker export kibana`` (and ``doctor``); unset: skip.
+    kibana_url: str | None = None
+    #: Passwords ``battletracker db upgrade`` gives the web app's read-only role and the
+    #: workers' role (``battletracker_web``, ``battletracker_worker``); empty: the role
+    #: exists but cannot log in with a password.
+    db_web_password: str = ""
+    db_worker_password: str = ""
     # -- web app on the internet (issue 15b): sign-in, proxies, logins, /metrics ---------
     #: Application id used only for "Sign in with Wargaming" ("" turns sign-in off). It
     #: shows in the browser's address bar, so it must never be one of the crawl keys.
@@ -232,7 +266,7 @@ def _convert(name: str, raw: Any) -> Any:
         if isinstance(raw, dict):
             return tuple((str(k), str(v)) for k, v in raw.items())
         return _parse_operators(str(raw))
-    if name == "elasticsearch_url":
+    if name in ("elasticsearch_url", "kibana_url"):
         return str(raw).strip() or None
     if isinstance(default, bool):
         return raw if isinstance(raw, bool) else _parse_bool(name, str(raw))
@@ -291,6 +325,12 @@ def _validate(s: Settings) -> None:
     need(0 < s.web_port < 65536, "web_port: must be a TCP port")
     need(0 <= s.worker_metrics_port < 65000, "worker_metrics_port: must be a TCP port or 0")
     need(s.session_max_age > 0, "session_max_age: must be > 0")
+    need(5 <= s.lease_seconds <= 86_400, "lease_seconds: must be between 5 and 86400")
+    need(0 <= s.spot_check_fraction <= 1, "spot_check_fraction: must be between 0 and 1")
+    need(0 <= s.trust_threshold <= 1, "trust_threshold: must be between 0 and 1")
+    for name in ("node_broker_url", "broker_admin_url"):
+        url = getattr(s, name)
+        need(not url or "://" in url, f"{name}: {url!r} must be a URL")
     for name in ("web_trusted_proxies", "metrics_networks"):
         try:
             parse_networks(getattr(s, name))
@@ -306,6 +346,14 @@ def _validate(s: Settings) -> None:
     if s.elasticsearch_url is not None:
         need(s.elasticsearch_url.startswith(("http://", "https://")),
              "elasticsearch_url: must be an http(s) URL")
+    if s.kibana_url is not None:
+        need(s.kibana_url.startswith(("http://", "https://")), "kibana_url: must be an http(s) URL")
+    need(0 <= s.elasticsearch_replicas <= 5, "elasticsearch_replicas: must be between 0 and 5")
+    # 2 indices a day; 1,000 shards per node is Elasticsearch's default ceiling, and Kibana
+    # and the players index need some of them
+    need(7 <= s.elasticsearch_retention_days <= 450,
+         "elasticsearch_retention_days: must be between 7 and 450 (2 shards a day must stay "
+         "below the 1,000 shards a node holds)")
 
 
 def load_settings(

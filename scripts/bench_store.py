@@ -8,7 +8,7 @@ Each way of writing a night's accounts into ``players`` runs twice: a *new* nigh
 table is empty: every row is inserted) and an *update* night (the table holds the
 previous night and ``--changed`` of the accounts changed, as on a real night):
 
-(a) ours: ``copy_rows`` (psycopg2 COPY, text) into the cycle's staging partition, then the
+(a) ours: ``copy_rows`` (psycopg 3 binary COPY) into the cycle's staging partition, then the
     one set-based upsert that ``compute_diffs`` runs (``INSERT … ON CONFLICT DO UPDATE …
     WHERE (…) IS DISTINCT FROM (…)``); also the whole ``compute_diffs`` (change table,
     ``total_battles``, ``diff_battles``, players), for reference;
@@ -17,8 +17,8 @@ previous night and ``--changed`` of the accounts changed, as on a real night):
 (c) ORM ``session.merge`` per row, on an ``--orm-rows`` subset, extrapolated.
 
 Every method runs in a forked child, so its peak RSS is its own. Then COPY itself:
-psycopg2 ``copy_expert`` (text, what ``copy_rows`` uses) against psycopg 3 ``copy``
-(binary and text), when psycopg 3 is installed (``pip install "psycopg[binary]"``).
+``copy_rows`` binary (what the store uses) against ``copy_rows`` text and, when
+psycopg2 is installed, psycopg2 ``copy_expert`` (text, what the store used before).
 
 Uses a throwaway database on $BATTLETRACKER_TEST_ADMIN_URL (default: local PostgreSQL).
 """
@@ -47,6 +47,7 @@ from battletracker.models import COUNTERS, PS_THRESHOLD, Cycle, CycleStatus, Pla
 from battletracker.pipeline.diffs import _PLAYERS, compute_diffs  # the real statement
 from battletracker.pipeline.partitions import drop_cycle_staging, ensure_cycle_staging
 from battletracker.pipeline.result import COLUMNS
+from battletracker.pipeline.store import STAGING_TYPES
 from battletracker.settings import Settings
 from battletracker.testing.databases import temporary_database
 
@@ -109,7 +110,7 @@ def ours(settings: Settings, night: str, cycle_id: int) -> dict[str, float]:
     t0 = time.perf_counter()
     with eng.begin() as conn:
         copy_rows(conn, "staged_accounts", ("cycle_id", *COLUMNS),
-                  ((cycle_id, *r) for r in NIGHTS[night]))  # fmt: skip
+                  ((cycle_id, *r) for r in NIGHTS[night]), types=STAGING_TYPES)  # fmt: skip
         t1 = time.perf_counter()
         conn.execute(text(_PLAYERS), {"cid": cycle_id, "day": DAY})
     t2 = time.perf_counter()
@@ -122,7 +123,7 @@ def ours_full(settings: Settings, night: str, cycle_id: int) -> dict[str, float]
     t0 = time.perf_counter()
     with eng.begin() as conn:
         copy_rows(conn, "staged_accounts", ("cycle_id", *COLUMNS),
-                  ((cycle_id, *r) for r in NIGHTS[night]))  # fmt: skip
+                  ((cycle_id, *r) for r in NIGHTS[night]), types=STAGING_TYPES)  # fmt: skip
     with Session(eng) as s, s.begin():
         report = compute_diffs(s, cycle_id)
         assert report is not None
@@ -219,7 +220,7 @@ def prepare(settings: Settings, scenario: str, *, full: bool = False) -> int:
         with engine_for(settings).begin() as conn:
             ensure_cycle_staging(conn, seed)
             copy_rows(conn, "staged_accounts", ("cycle_id", *COLUMNS),
-                      ((seed, *r) for r in NIGHTS["first"]))  # fmt: skip
+                      ((seed, *r) for r in NIGHTS["first"]), types=STAGING_TYPES)  # fmt: skip
             conn.execute(text(_PLAYERS), {"cid": seed, "day": DAY - dt.timedelta(days=1)})
             drop_cycle_staging(conn, seed)
     vacuum(settings)
@@ -238,31 +239,29 @@ def night_of(scenario: str) -> str:
 
 # -- COPY drivers --------------------------------------------------------------------------
 
-_COPY_TYPES = ["int4", "int8", "varchar", "int8", "int8", *["int8"] * len(COUNTERS)]
-
-
-def copy_psycopg2(settings: Settings) -> float:
+def copy_ours(settings: Settings, binary: bool) -> float:
     t0 = time.perf_counter()
     with engine_for(settings).begin() as conn:
         copy_rows(conn, "bench_copy", ("cycle_id", *COLUMNS),
-                  ((1, *r) for r in NIGHTS["first"]))  # fmt: skip
+                  ((1, *r) for r in NIGHTS["first"]),
+                  types=STAGING_TYPES if binary else None)  # fmt: skip
     return time.perf_counter() - t0
 
 
-def copy_psycopg3(settings: Settings, binary: bool) -> float:
-    import psycopg
+def copy_psycopg2(settings: Settings) -> float:
+    import io
 
+    import psycopg2
+
+    buf = io.StringIO()
+    for r in NIGHTS["first"]:
+        buf.write("\t".join(str(v) if v is not None else "\\N" for v in (1, *r)) + "\n")
+    buf.seek(0)
     url = make_url(settings.database_url).set(drivername="postgresql")
-    fmt = " (FORMAT BINARY)" if binary else ""
-    with psycopg.connect(url.render_as_string(hide_password=False)) as pc:
+    with psycopg2.connect(url.render_as_string(hide_password=False)) as pc:
         t0 = time.perf_counter()
-        with pc.cursor() as cur, cur.copy(
-            f"COPY bench_copy (cycle_id, {', '.join(COLUMNS)}) FROM STDIN{fmt}"
-        ) as cp:
-            if binary:
-                cp.set_types(_COPY_TYPES)
-            for r in NIGHTS["first"]:
-                cp.write_row((1, *r))
+        with pc.cursor() as cur:
+            cur.copy_expert(f"COPY bench_copy (cycle_id, {', '.join(COLUMNS)}) FROM STDIN", buf)
         pc.commit()
         return time.perf_counter() - t0
 
@@ -270,15 +269,15 @@ def copy_psycopg3(settings: Settings, binary: bool) -> float:
 def bench_copy(settings: Settings, repeat: int) -> dict[str, list[float]]:
     sql(settings, "CREATE TABLE bench_copy (LIKE staged_accounts)")
     ways: dict[str, Callable[[], float]] = {
-        "psycopg2 copy_expert (text) = copy_rows": lambda: copy_psycopg2(settings),
+        "copy_rows binary (the store)": lambda: copy_ours(settings, True),
+        "copy_rows text": lambda: copy_ours(settings, False),
     }
     try:
-        import psycopg  # noqa: F401
+        import psycopg2  # noqa: F401
     except ImportError:
-        print('  psycopg 3 not installed (pip install "psycopg[binary]"): psycopg2 only')
+        print("  psycopg2 not installed: psycopg 3 only")
     else:
-        ways["psycopg 3 cursor.copy (binary)"] = lambda: copy_psycopg3(settings, True)
-        ways["psycopg 3 cursor.copy (text)"] = lambda: copy_psycopg3(settings, False)
+        ways["psycopg2 copy_expert (text)"] = lambda: copy_psycopg2(settings)
     out: dict[str, list[float]] = {name: [] for name in ways}
     for _ in range(repeat):
         for name, way in ways.items():  # interleaved, so drift hits every way alike
@@ -364,8 +363,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {name:<42}{rate(n, min(times))} rows/s "
                   f"({rate(n, statistics.median(times)).strip()})")  # fmt: skip
         fastest = min(best, key=best.__getitem__)
-        base = best["psycopg2 copy_expert (text) = copy_rows"]
-        print(f"  fastest: {fastest} ({base / best[fastest]:.2f}x psycopg2 copy_expert)")
+        base = best["copy_rows text"]
+        print(f"  fastest: {fastest} ({base / best[fastest]:.2f}x copy_rows text)")
     return 0
 
 

@@ -6,7 +6,7 @@ use it) and is replaced by one over ``lower(nickname) text_pattern_ops`` (byte o
 condition on the lowered prefix scans whatever the database's collation.
 
 Revision ID: 0008
-Revises: 0003
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0003"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

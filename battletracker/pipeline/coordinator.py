@@ -127,7 +127,8 @@ def dispatch_chunks(
     )
     if not chunks:
         return 0
-    specs = [ChunkSpec(c.id, c.cycle_id, c.platform.value, c.first_id, c.last_id) for c in chunks]
+    specs = [ChunkSpec(c.id, c.cycle_id, c.platform.value, c.first_id, c.last_id,
+                       attempt=c.attempts + 1) for c in chunks]  # the attempt it is sent in
     publish(specs)
     session.execute(
         update(Chunk)

@@ -18,10 +18,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError, helpers
+from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
 from sqlalchemy import Connection, select
 
 from ..db import engine_for
+from ..elastic.client import connect
+from ..elastic.templates import INDEX_TEMPLATES, PLAYERS_INDEX, alias_day, daily_index, install
 from ..models import COUNTERS, Cycle, DiffBattles, Player, TotalBattles
 from ..settings import Settings, mask_url
 
@@ -32,20 +34,15 @@ __all__ = [
     "ExportError",
     "ExportReport",
     "ItemError",
+    "cycle_id_of",
     "daily_index",
     "export_cycle",
-    "install_templates",
 ]
 
 log = logging.getLogger(__name__)
 
-PLAYERS_INDEX = "players"
-#: Bump when a template below changes: :func:`install_templates` re-PUTs only then.
-TEMPLATE_VERSION = 1
 #: Item errors kept in a report; the rest are only counted, so a bad night stays small.
 MAX_REPORTED_ERRORS = 20
-#: Per request; a 2,000-document bulk on a busy cluster can take a while.
-REQUEST_TIMEOUT = 60.0
 
 Doc = dict[str, Any]
 _DailyTable = type[TotalBattles] | type[DiffBattles]
@@ -86,6 +83,8 @@ class ExportReport:
     errors: tuple[ItemError, ...] = ()
     #: Templates that were (re)installed; empty when they were already current.
     templates_installed: tuple[str, ...] = ()
+    #: Whether the lifecycle policy was (re)installed.
+    policy_installed: bool = False
 
     @property
     def indices(self) -> tuple[str, ...]:
@@ -117,76 +116,11 @@ class ExportReport:
             "failed": dict(self.failed),
             "errors": [vars(e) for e in self.errors],
             "templates_installed": list(self.templates_installed),
+            "policy_installed": self.policy_installed,
         }
 
 
-# -- templates ----------------------------------------------------------------------------
-
-_COUNTER_FIELDS: Doc = {name: {"type": "long"} for name in COUNTERS}
-_DAILY_FIELDS: Doc = {
-    "account_id": {"type": "long"},
-    "date": {"type": "date", "format": "strict_date"},
-    "platform": {"type": "keyword"},
-    **_COUNTER_FIELDS,
-}
-_PLAYER_FIELDS: Doc = {
-    "account_id": {"type": "long"},
-    "platform": {"type": "keyword"},
-    "nickname": {"type": "keyword"},
-    "created_at": {"type": "date", "format": "strict_date_optional_time"},
-    "last_battle_time": {"type": "date", "format": "strict_date_optional_time"},
-    "last_seen": {"type": "date", "format": "strict_date"},
-    **_COUNTER_FIELDS,
-}
-
-
-def _template(pattern: str, properties: Doc) -> Doc:
-    # ``dynamic: strict``: a field added to the documents but not here fails loudly at
-    # export time instead of being guessed (a counter mapped as float, a date as text).
-    return {
-        "index_patterns": [pattern],
-        "priority": 200,
-        "version": TEMPLATE_VERSION,
-        "_meta": {"managed_by": "battletracker"},
-        "template": {
-            "settings": {"number_of_shards": 1},
-            "mappings": {"dynamic": "strict", "properties": properties},
-        },
-    }
-
-
-#: Composable index templates, applied when Elasticsearch auto-creates an index.
-INDEX_TEMPLATES: Mapping[str, Doc] = {
-    "battletracker-total_battles": _template("total_battles-*", _DAILY_FIELDS),
-    "battletracker-diff_battles": _template("diff_battles-*", _DAILY_FIELDS),
-    "battletracker-players": _template(PLAYERS_INDEX, _PLAYER_FIELDS),
-}
-
-
-def install_templates(client: Elasticsearch) -> tuple[str, ...]:
-    """PUT each template unless one of the same version is there; returns those PUT."""
-    installed = []
-    for name, body in INDEX_TEMPLATES.items():
-        try:
-            found = client.indices.get_index_template(name=name)["index_templates"]
-        except NotFoundError:
-            found = []
-        if any(t["index_template"].get("version") == body["version"] for t in found):
-            continue
-        client.indices.put_index_template(
-            name=name, index_patterns=body["index_patterns"], priority=body["priority"],
-            version=body["version"], meta=body["_meta"], template=body["template"],
-        )
-        installed.append(name)
-    return tuple(installed)
-
-
 # -- rows -> documents -> actions ---------------------------------------------------------
-
-
-def daily_index(table: str, date: dt.date) -> str:
-    """``total_battles-2026.01.15``: one index per table per day."""
-    return f"{table}-{date:%Y.%m.%d}"
 
 
 def _iso_epoch(seconds: int | None) -> str | None:
@@ -290,12 +224,9 @@ def export_cycle(
             documents[daily_index(table, date)] = 0
         documents[PLAYERS_INDEX] = 0
         own = client is None
-        es = client if client is not None else Elasticsearch(
-            settings.elasticsearch_url, request_timeout=REQUEST_TIMEOUT, retry_on_timeout=True,
-            max_retries=3,
-        )
+        es = client if client is not None else connect(settings)
         try:
-            templates = install_templates(es)
+            setup = install(es, settings)
             for ok, result in helpers.streaming_bulk(
                 es, _actions(conn, date, chunk_size), chunk_size=chunk_size,
                 raise_on_error=False, max_retries=max_retries,
@@ -309,13 +240,24 @@ def export_cycle(
                 failed[index] = failed.get(index, 0) + 1
                 if len(errors) < MAX_REPORTED_ERRORS:
                     errors.append(_item_error(index, item))
+            alias_day(es, date)
         except (ApiError, TransportError) as exc:
             raise ExportError(f"cycle {cycle_id}: export to {where} failed: {exc}") from exc
         finally:
             if own:
                 es.close()
     report = ExportReport(cycle_id=cycle_id, date=date, documents=documents, failed=failed,
-                          errors=tuple(errors), templates_installed=templates)
+                          errors=tuple(errors), templates_installed=setup.templates,
+                          policy_installed=setup.policy)
     log.info("export of cycle %s (%s): %s documents, %s rejected", cycle_id, date,
              sum(documents.values()), sum(failed.values()))
     return report
+
+
+def cycle_id_of(settings: Settings, date: dt.date) -> int:
+    """The id of the cycle that recorded ``date``; :class:`CycleNotFound` if none did."""
+    with engine_for(settings).connect() as conn:
+        found = conn.execute(select(Cycle.id).where(Cycle.date == date)).scalar_one_or_none()
+    if found is None:
+        raise CycleNotFound(f"no cycle recorded {date.isoformat()}")
+    return int(found)

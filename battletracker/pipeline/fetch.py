@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..constants import COUNTERS
+from .. import validation
 from ..wargaming.client import WargamingClient
 from ..wargaming.errors import BadResponse, KeyUnusable, RequestLimitExceeded, TransientError
 from ..wargaming.ratelimit import RateLimiter
@@ -82,29 +82,16 @@ def concurrency_for(rate: float, latency: float = 0.75) -> int:
 
 
 def account_row(account_id: int, obj: dict[str, Any]) -> Row:
-    """The compact row of one account object; a malformed object is a bad answer."""
-    if obj.get("account_id", account_id) != account_id:
-        raise BadResponse(f"object under key {account_id} has another account_id")
-    nickname = obj.get("nickname")
-    if not isinstance(nickname, str) or not nickname:
-        raise BadResponse(f"account {account_id} has no nickname")
-    stats = obj.get("statistics") or {}
-    counters = (stats.get("all") if isinstance(stats, dict) else None) or {}
-    if not isinstance(counters, dict):
-        raise BadResponse(f"account {account_id}: statistics.all is not an object")
-    values = []
-    for name in COUNTERS:
-        v = counters.get(name)
-        v = 0 if v is None else v
-        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-            raise BadResponse(f"account {account_id}: counter {name} = {v!r}")
-        values.append(v)
+    """The compact row of one account object; a malformed object is a bad answer.
 
-    def stamp(key: str) -> int | None:
-        t = obj.get(key)
-        return t if isinstance(t, int) and not isinstance(t, bool) and t >= 0 else None
-
-    return (account_id, nickname, stamp("created_at"), stamp("last_battle_time"), *values)
+    The conversion is :func:`battletracker.validation.account_row`, shared with the
+    server's checks: odd values (a negative counter, a strange nickname) are sent as
+    the API gave them and judged by the server, row by row.
+    """
+    try:
+        return validation.account_row(account_id, obj)
+    except ValueError as exc:
+        raise BadResponse(str(exc)) from None
 
 
 async def _request(
@@ -113,10 +100,15 @@ async def _request(
     """One batch, retried by error class; a malformed account is a bad (transient) answer."""
     transient = limits = 0
     while True:
-        await slot.limiter.acquire()
+        stamp = await slot.limiter.acquire()
         stats.requests += 1
+
+        def on_send(stamp: float | None = stamp) -> None:
+            if stamp is not None:
+                slot.limiter.sent(stamp)
+
         try:
-            info = await slot.client.account_info(ids)
+            info = await slot.client.account_info(ids, on_send=on_send)
             rows = [account_row(i, obj) for i, obj in info.items() if obj is not None]
         except RequestLimitExceeded as exc:
             limits += 1

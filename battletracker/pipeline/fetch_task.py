@@ -8,18 +8,18 @@ the database layer. What it tells the server goes by task *name*
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import time
 from typing import Any
 
 from celery.exceptions import Reject
 
 from ..app import PipelineTask, app, current_settings
-from ..settings import Settings
+from ..volunteer.lease import LeaseKeeper, keeper_for
+from ..volunteer.stopper import request_stop
 from ..wargaming.errors import KeyUnusable, MethodDisabled, RequestBug, WargamingError
 from . import metrics
-from .fetch import fetch_chunk
-from .keys import mark_dead, slots_for
+from .keys import fetch_on_node
 from .result import ChunkSpec
 
 __all__ = ["fetch_range"]
@@ -41,36 +41,45 @@ def fetch_range(self: PipelineTask, chunk: dict[str, Any]) -> dict[str, Any]:
     spec = ChunkSpec.from_message(chunk)
     settings = current_settings()
     node = self.request.hostname or ""
+    # issue 12: a node fetches with its lease's keys (and its own) and signs the result
+    keeper = keeper_for(settings.node_dir)
+    if keeper is not None:
+        # with no key of its own, wait up to one renewal for a share of the pool
+        leased = keeper.keys(wait=0.0 if settings.wg_keys else settings.lease_seconds / 3 + 1)
+        if not leased and not settings.wg_keys:  # no share yet (or all keys disabled)
+            _back_off(1.0)
+        settings = settings.replace(wg_keys=settings.wg_keys + leased)
     try:
-        result = asyncio.run(_fetch(spec, settings, node))
+        # issue 16: the process's lasting request stream per key (several chunks at once)
+        result = fetch_on_node(spec, settings, node).to_message()
     except KeyUnusable as exc:
-        _stop_fetching(self, exc)
+        _stop_fetching(self, exc, keeper)
         raise Reject(str(exc), requeue=True) from exc
     except MethodDisabled as exc:
+        if keeper is not None:
+            _back_off(60.0)
         raise self.retry(exc=exc, countdown=30 * 60, max_retries=48) from exc
     except RequestBug as exc:
         log.error("chunk %s: request bug, not retried: %s", spec.chunk_id, exc)
-        _chunk_failed(spec, str(exc), retryable=False)
+        if keeper is None:
+            _chunk_failed(spec, str(exc), retryable=False)
         raise
     except WargamingError as exc:  # transient and limit errors past the in-task retries
+        if keeper is not None:
+            _back_off(min(300.0, 30 * 2.0 ** min(self.request.retries, 4)))
         if self.request.retries >= (self.max_retries or 0):
             _chunk_failed(spec, str(exc), retryable=True)
             raise
         raise self.retry(exc=exc, countdown=30 * 2**self.request.retries) from exc
     metrics.record_fetch(result)
-    return result
+    return keeper.sign(result, chunk) if keeper is not None else result
 
 
-async def _fetch(spec: ChunkSpec, settings: Settings, node: str) -> dict[str, Any]:
-    slots = slots_for(settings)
-    try:
-        result = await fetch_chunk(spec, slots, node=node)
-    finally:
-        for slot in slots:
-            if slot.dead:
-                mark_dead(slot.app_id)
-            await slot.client.aclose()
-    return result.to_message()
+def _back_off(seconds: float) -> None:
+    """A node may not re-publish (its broker user writes only results): wait here, then
+    hand the message back to the queue."""
+    time.sleep(seconds)
+    raise Reject("handed back after a back-off", requeue=True)
 
 
 def _chunk_failed(spec: ChunkSpec, error: str, *, retryable: bool) -> None:
@@ -81,10 +90,14 @@ def _chunk_failed(spec: ChunkSpec, error: str, *, retryable: bool) -> None:
     )
 
 
-def _stop_fetching(task: PipelineTask, exc: KeyUnusable) -> None:
+def _stop_fetching(task: PipelineTask, exc: KeyUnusable, keeper: LeaseKeeper | None) -> None:
     """No usable key left: stop consuming ``fetch`` here and tell the server."""
     hostname = task.request.hostname
     log.critical("node %s has no usable API key (%s): it stops fetching", hostname, exc)
+    if keeper is not None:  # issue 12: a node reports over HTTP and stops locally
+        keeper.report_key(exc.app_id, exc.api_message or str(exc))
+        request_stop(current_settings().node_dir, f"no usable API key: {exc}")
+        return
     app.send_task(
         "battletracker.key_unusable",
         args=(hostname or "", exc.app_id[:4] + "…", exc.api_message or str(exc)),

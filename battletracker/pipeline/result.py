@@ -2,15 +2,19 @@
 
 A fetch result comes from a volunteer's machine: it is untrusted input. Everything in it
 is checked for type, range and consistency with its chunk before a byte of it is stored;
-:class:`InvalidResult` says what was wrong.
+:class:`InvalidResult` says what was wrong. A row of the right types whose values break
+a rule of the game (:mod:`battletracker.validation`) does not refuse the result: it is
+set aside with its reason and the other rows are stored.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..constants import COUNTERS, PS_THRESHOLD
+from ..constants import PS_THRESHOLD
+from ..validation import COLUMNS, RowShapeError, row_problem, row_shape
 
 __all__ = [
     "COLUMNS",
@@ -19,15 +23,12 @@ __all__ = [
     "ChunkSpec",
     "FetchResult",
     "InvalidResult",
+    "SetAside",
     "validate_result",
 ]
 
 RESULT_VERSION = 1
-#: Column order of a result row; the staging COPY uses the same order.
-COLUMNS: tuple[str, ...] = ("account_id", "nickname", "created_at", "last_battle_time", *COUNTERS)
 MAX_CHUNK_IDS = 100_000
-_MAX_COUNTER = 2**53  # beyond any real counter; JSON-safe integer
-_MAX_TIME = 2**40
 _ID_LIMIT = 2**40
 _KEYS = {
     "v", "cycle_id", "chunk_id", "platform", "first_id", "last_id", "columns", "rows",
@@ -48,6 +49,9 @@ class ChunkSpec:
     platform: str
     first_id: int
     last_id: int
+    #: The attempt this chunk is dispatched in (set by the dispatcher; not part of the
+    #: result: the dispatch token carries it, see nodes/verify.py).
+    attempt: int = field(default=0, compare=False)
 
     @property
     def size(self) -> int:
@@ -84,8 +88,24 @@ Row = tuple[Any, ...]
 
 
 @dataclass(frozen=True)
+class SetAside:
+    """A row of the right types that breaks a rule of the game: not stored, kept aside."""
+
+    row: Row
+    reason: str
+
+    @property
+    def account_id(self) -> int:
+        return int(self.row[0])
+
+
+@dataclass(frozen=True)
 class FetchResult:
-    """A validated result: the chunk, one row per account (``COLUMNS``), the rest."""
+    """A validated result: the chunk, one row per account (``COLUMNS``), the rest.
+
+    ``rows`` are the rows to store; ``set_aside`` those that break a rule (a result made
+    by a fetcher has none: it sends what the API said, the server judges).
+    """
 
     spec: ChunkSpec
     rows: list[Row]
@@ -93,13 +113,15 @@ class FetchResult:
     node: str = ""
     seconds: float = 0.0
     stats: dict[str, int] = field(default_factory=dict)
+    set_aside: list[SetAside] = field(default_factory=list)
 
     def to_message(self) -> dict[str, Any]:
+        rows = [*self.rows, *(s.row for s in self.set_aside)]
         return {
             "v": RESULT_VERSION,
             **self.spec.to_message(),
             "columns": list(COLUMNS),
-            "rows": [list(r) for r in self.rows],
+            "rows": [list(r) for r in rows],
             "empty": self.empty,
             "node": self.node,
             "seconds": self.seconds,
@@ -128,25 +150,12 @@ def _int(raw: dict[str, Any], key: str, lo: int, hi: int) -> int:
     return value  # type: ignore[return-value]
 
 
-def _row(value: object, spec: ChunkSpec, n_cols: int) -> Row:
-    if not isinstance(value, list) or len(value) != n_cols:
-        raise InvalidResult(f"row: expected a list of {n_cols} values")
-    account_id, nickname, created_at, last_battle, *counters = value
-    if not _is_int(account_id) or not spec.first_id <= account_id <= spec.last_id:
-        raise InvalidResult(f"row: account id {account_id!r} outside the chunk")
-    if not isinstance(nickname, str) or not 1 <= len(nickname) <= 64 or not nickname.isprintable():
-        raise InvalidResult(f"row {account_id}: bad nickname")
-    for name, t in (("created_at", created_at), ("last_battle_time", last_battle)):
-        if t is not None and (not _is_int(t) or not 0 <= t < _MAX_TIME):
-            raise InvalidResult(f"row {account_id}: bad {name} {t!r}")
-    for name, c in zip(COUNTERS, counters, strict=True):
-        if not _is_int(c) or not 0 <= c < _MAX_COUNTER:
-            raise InvalidResult(f"row {account_id}: counter {name} = {c!r}")
-    return (account_id, nickname, created_at, last_battle, *counters)
+def validate_result(raw: object, *, now: int | None = None) -> FetchResult:
+    """Check a raw result message completely; raise :class:`InvalidResult` on any flaw.
 
-
-def validate_result(raw: object) -> FetchResult:
-    """Check a raw result message completely; raise :class:`InvalidResult` on any flaw."""
+    Rows that break a rule of :func:`~battletracker.validation.row_problem` (as of
+    ``now``, Unix seconds) go to ``set_aside`` instead of ``rows``.
+    """
     if not isinstance(raw, dict):
         raise InvalidResult("result: not an object")
     unknown = set(raw) - _KEYS
@@ -160,14 +169,26 @@ def validate_result(raw: object) -> FetchResult:
     rows_raw = raw.get("rows")
     if not isinstance(rows_raw, list) or len(rows_raw) > spec.size:
         raise InvalidResult("rows: not a list of at most one row per id")
-    rows = [_row(r, spec, len(COLUMNS)) for r in rows_raw]
-    if len({r[0] for r in rows}) != len(rows):
+    try:
+        shaped = [row_shape(r, spec.first_id, spec.last_id) for r in rows_raw]
+    except RowShapeError as exc:
+        raise InvalidResult(str(exc)) from None
+    if len({r[0] for r in shaped}) != len(shaped):
         raise InvalidResult("rows: an account id appears twice")
     empty = _int(raw, "empty", 0, MAX_CHUNK_IDS + 1)
-    if len(rows) + empty != spec.size:
+    if len(shaped) + empty != spec.size:
         raise InvalidResult(
-            f"result: {len(rows)} accounts + {empty} empty ids != {spec.size} ids in the chunk"
+            f"result: {len(shaped)} accounts + {empty} empty ids != {spec.size} ids in the chunk"
         )
+    clock = int(time.time()) if now is None else now
+    rows: list[Row] = []
+    set_aside: list[SetAside] = []
+    for r in shaped:
+        problem = row_problem(r, now=clock)
+        if problem is None:
+            rows.append(r)
+        else:
+            set_aside.append(SetAside(r, problem))
     node = raw.get("node", "")
     if not isinstance(node, str) or len(node) > 255 or not node.isprintable():
         raise InvalidResult("node: not a short printable name")
@@ -179,4 +200,4 @@ def validate_result(raw: object) -> FetchResult:
     ):
         raise InvalidResult("seconds: not a duration")
     stats = {k: _int(raw, k, 0, 10**9) for k in ("requests", "limit_errors", "retries") if k in raw}
-    return FetchResult(spec, rows, empty, node, float(seconds), stats)
+    return FetchResult(spec, rows, empty, node, float(seconds), stats, set_aside)

@@ -13,22 +13,31 @@ import enum
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from ..db import copy_rows
-from ..models import Chunk, ChunkStatus, Cycle, CycleStatus
+from ..models import COUNTERS, Chunk, ChunkStatus, Cycle, CycleStatus, SetAsideRow
 from .result import COLUMNS, FetchResult, InvalidResult, validate_result
 
 __all__ = ["StoreOutcome", "StoreReport", "mark_rejected", "store_result"]
 
 log = logging.getLogger(__name__)
 
+#: PostgreSQL types of ``("cycle_id", *COLUMNS)`` in ``staged_accounts``: the binary COPY
+#: sends values in these types (about twice the rows/s of text COPY, see
+#: ``scripts/bench_store.py``).
+STAGING_TYPES: tuple[str, ...] = ("int4", "int8", "varchar", "int8", "int8") + ("int8",) * len(
+    COUNTERS
+)
+
 
 class StoreOutcome(enum.StrEnum):
     stored = "stored"
     duplicate = "duplicate"
     rejected = "rejected"
+    #: for a chunk of a night that was closed before it came back: not stored
+    late = "late"
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,8 @@ class StoreReport:
     #: True for the one store that completed its cycle's last chunk.
     cycle_complete: bool = False
     reason: str = ""
+    #: Rows set aside (a rule of the game broken); the others were stored.
+    set_aside: int = 0
 
 
 def _check_chunk(chunk: Chunk | None, result: FetchResult) -> None:
@@ -55,13 +66,38 @@ def _check_chunk(chunk: Chunk | None, result: FetchResult) -> None:
         raise InvalidResult(f"chunk {spec.chunk_id}: cycle, platform or span differ")
 
 
-def store_result(session: Session, raw: object) -> StoreReport:
+def _set_aside(session: Session, result: FetchResult) -> None:
+    """Record the rows that break a rule, with their reasons, for the operator."""
+    if not result.set_aside:
+        return
+    spec = result.spec
+    session.execute(
+        insert(SetAsideRow),
+        [
+            {"cycle_id": spec.cycle_id, "chunk_id": spec.chunk_id, "account_id": s.account_id,
+             "kind": "rule", "reason": s.reason[:1000], "row": list(s.row),
+             "node": result.node or None}
+            for s in result.set_aside
+        ],
+    )  # fmt: skip
+    log.warning(
+        "chunk %s: %d rows set aside, e.g. account %s: %s",
+        spec.chunk_id, len(result.set_aside), result.set_aside[0].account_id,
+        result.set_aside[0].reason,
+    )  # fmt: skip
+
+
+def store_result(session: Session, raw: object, *, now: int | None = None) -> StoreReport:
     """Validate and store ``raw`` in the session's transaction (the caller commits).
 
     An invalid result raises :class:`InvalidResult`; the caller rolls back and records
-    the rejection with :func:`mark_rejected`.
+    the rejection with :func:`mark_rejected`. Rows that break a rule of the game are set
+    aside (``set_aside_rows``, counted on the cycle) and the others stored. A result for
+    a chunk whose night was closed (``missed``) is refused as ``late``: that night's
+    numbers are final, and data read after a later night began is not that night's.
+    ``now`` (Unix seconds) is the clock of the timestamp rules.
     """
-    result = validate_result(raw)
+    result = validate_result(raw, now=now)
     spec = result.spec
     chunk = session.execute(
         select(Chunk).where(Chunk.id == spec.chunk_id).with_for_update()
@@ -71,12 +107,16 @@ def store_result(session: Session, raw: object) -> StoreReport:
     if chunk.status == ChunkStatus.stored:
         log.info("chunk %s already stored: duplicate ignored", spec.chunk_id)
         return StoreReport(StoreOutcome.duplicate, spec.chunk_id, spec.cycle_id)
+    if chunk.status == ChunkStatus.missed:
+        log.info("chunk %s came back after its night was closed: not stored", spec.chunk_id)
+        return StoreReport(StoreOutcome.late, spec.chunk_id, spec.cycle_id)
     conn = session.connection()
     copy_rows(
         conn,
         "staged_accounts",
         ("cycle_id", *COLUMNS),
         ((spec.cycle_id, *row) for row in result.rows),
+        types=STAGING_TYPES,
     )
     session.execute(
         update(Chunk)
@@ -90,12 +130,13 @@ def store_result(session: Session, raw: object) -> StoreReport:
             error=None,
         )
     )
+    _set_aside(session, result)
     stored, total = conn.execute(
         text(
-            "UPDATE cycles SET chunks_stored = chunks_stored + 1, accounts = accounts + :n "
-            "WHERE id = :cid RETURNING chunks_stored, chunks_total"
+            "UPDATE cycles SET chunks_stored = chunks_stored + 1, accounts = accounts + :n, "
+            "set_aside = set_aside + :a WHERE id = :cid RETURNING chunks_stored, chunks_total"
         ),
-        {"n": len(result.rows), "cid": spec.cycle_id},
+        {"n": len(result.rows), "a": len(result.set_aside), "cid": spec.cycle_id},
     ).one()
     complete = stored == total
     if complete:
@@ -109,8 +150,9 @@ def store_result(session: Session, raw: object) -> StoreReport:
             )
         )
     return StoreReport(
-        StoreOutcome.stored, spec.chunk_id, spec.cycle_id, len(result.rows), complete
-    )
+        StoreOutcome.stored, spec.chunk_id, spec.cycle_id, len(result.rows), complete,
+        set_aside=len(result.set_aside),
+    )  # fmt: skip
 
 
 def mark_rejected(session: Session, raw: object, reason: str) -> StoreReport:
@@ -134,7 +176,7 @@ def mark_rejected(session: Session, raw: object, reason: str) -> StoreReport:
         .where(Cycle.id == chunk.cycle_id)
         .values(rejected_results=Cycle.rejected_results + 1)
     )
-    if chunk.status != ChunkStatus.stored:
+    if chunk.status not in (ChunkStatus.stored, ChunkStatus.missed):
         chunk.status = ChunkStatus.rejected
         chunk.error = f"rejected: {reason}"[:1000]
     return StoreReport(StoreOutcome.rejected, chunk_id, chunk.cycle_id, reason=reason)

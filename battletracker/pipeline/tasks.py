@@ -26,6 +26,8 @@ from sqlalchemy.exc import OperationalError
 from ..app import PipelineTask, app, current_settings
 from ..db import session_scope
 from ..models import Chunk, ChunkStatus, CycleStatus
+from ..nodes.intake import intake_result
+from ..nodes.verify import dispatch_fields, dispatch_key
 from . import metrics
 from .coordinator import create_cycle, cycle_date_for, dispatch_chunks
 from .diffs import compute_diffs as compute_diffs_stage
@@ -34,8 +36,8 @@ from .fetch_task import fetch_range
 from .queues import queue_depths
 from .ranges import grow_ranges as grow_ranges_stage
 from .reaper import reap
-from .result import ChunkSpec, InvalidResult
-from .store import StoreOutcome, mark_rejected, store_result
+from .result import ChunkSpec
+from .store import StoreOutcome
 
 __all__ = [
     "chunk_failed",
@@ -55,11 +57,12 @@ DB_RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": 5, "max_retri
 
 def publish_chunks(specs: Sequence[ChunkSpec]) -> None:
     """Send one ``fetch_range`` per chunk, linked to ``store_results``, on one connection."""
+    key = dispatch_key(current_settings().secret_key)  # issue 12: dispatch tokens
     with app.producer_or_acquire() as producer:
         for spec in specs:
-            fetch_range.apply_async(
-                (spec.to_message(),), link=store_results.s(), producer=producer
-            )
+            message = {**spec.to_message(), **dispatch_fields(
+                key, spec.chunk_id, spec.cycle_id, spec.first_id, spec.last_id, spec.attempt)}
+            fetch_range.apply_async((message,), link=store_results.s(), producer=producer)
 
 
 # -- coordinator ---------------------------------------------------------------------------
@@ -89,18 +92,14 @@ def start_cycle(date: str | None = None) -> dict[str, Any]:
 
 @app.task(name="battletracker.store_results", base=PipelineTask, **DB_RETRY)
 def store_results(result: object) -> str:
-    """Validate and store a fetch result; the store that completes a cycle sends the diffs."""
+    """Authenticate, validate and store a fetch result; the store that completes a cycle
+    sends the diffs. Unauthenticated results change nothing (see nodes/intake.py)."""
     settings = current_settings()
-    try:
-        with metrics.STORE_SECONDS.time(), session_scope(settings) as session:
-            report = store_result(session, result)
-    except InvalidResult as exc:
-        with session_scope(settings) as session:
-            mark_rejected(session, result, str(exc))
-        metrics.RESULTS.labels("rejected").inc()
-        return StoreOutcome.rejected.value
+    with metrics.STORE_SECONDS.time():
+        report = intake_result(settings, result)  # issue 12: node + dispatch checked first
     metrics.RESULTS.labels(report.outcome.value).inc()
-    metrics.STORE_ROWS.inc(report.accounts)
+    if report.outcome == StoreOutcome.stored:
+        metrics.STORE_ROWS.inc(report.accounts)
     if report.cycle_complete:
         log.info("cycle %s: last chunk stored, computing diffs", report.cycle_id)
         compute_diffs.delay(report.cycle_id)

@@ -16,6 +16,10 @@ platform:
 * ``unique_7d`` / ``unique_30d`` / ``unique_90d``: distinct accounts active on at least
   one day of the 7/30/90 days ending on that date.
 
+``sum`` of bigint is numeric in PostgreSQL; the validation bounds (at most 2 M battles
+per account, :mod:`battletracker.validation`) keep the sum far below 2^63, and the
+``LEAST`` guard keeps even a row that slipped past them from failing the night.
+
 The platforms' numbers add up to the total (an account has one platform), so no
 ``all`` row is stored. Computed set-based over at most 90 days of diffs: an account's
 last active day in the range, counted under three filters -- one hash aggregate, not
@@ -48,7 +52,7 @@ def materialise_activity(conn: Connection, day: dt.date) -> None:
             WITH plats(platform) AS (VALUES ('xbox'), ('ps')),
             today AS (
                 SELECT platform::text AS platform, count(*) AS active,
-                       sum(battles)::bigint AS battles
+                       LEAST(sum(battles), 9223372036854775807)::bigint AS battles
                 FROM diff_battles
                 WHERE date = :day AND battles > 0
                 GROUP BY 1

@@ -7,10 +7,10 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from ..db import dispose_engines
+from ..db import dispose_engines, make_engine
 from ..migrate import upgrade
 from ..settings import Settings
 
@@ -18,7 +18,7 @@ __all__ = ["ADMIN_URL_ENV", "admin_url", "temporary_database"]
 
 #: Where tests find a PostgreSQL server they may create databases on.
 ADMIN_URL_ENV = "BATTLETRACKER_TEST_ADMIN_URL"
-DEFAULT_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def admin_url() -> str:
@@ -32,11 +32,12 @@ def temporary_database(
     """A fresh, migrated database; yields settings pointing at it, drops it afterwards."""
     admin = admin or admin_url()
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    eng = create_engine(admin, isolation_level="AUTOCOMMIT")
+    eng = make_engine(admin, isolation_level="AUTOCOMMIT")
     with eng.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(admin).set(database=name).render_as_string(hide_password=False)
-    settings = base.replace(database_url=url)
+    # the settings keep the spelling the caller used (plain postgresql:// by default)
+    url = make_url(admin).set(database=name)
+    settings = base.replace(database_url=url.render_as_string(hide_password=False))
     try:
         if migrate:
             upgrade(settings)

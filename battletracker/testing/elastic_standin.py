@@ -1,13 +1,16 @@
 """A stand-in Elasticsearch over real HTTP, because no Elasticsearch server runs here.
 
-It answers the few endpoints the export uses with the same wire protocol as
-Elasticsearch 8/9 (``X-Elastic-Product`` header, ``compatible-with`` media types, NDJSON
-``_bulk`` with per-item results), so tests run the real ``elasticsearch`` client and its
-``streaming_bulk`` helper. It is strict where a real server is strict (malformed NDJSON,
-unknown metadata, bad index names, ``dynamic: strict`` mappings from index templates,
-media-type versions) and lets a test inject item or request failures. It keeps documents
-in memory, has no search beyond ``_count`` with ``match_all``/``term``, and is not safe
-for anything but tests and demos.
+It answers the endpoints the export and the operator commands use with the wire protocol
+of the Elasticsearch major that ``docker-compose.yml`` runs (``X-Elastic-Product`` header,
+``compatible-with`` media types: an 8.x server refuses ``compatible-with=9``, NDJSON
+``_bulk`` with per-item results, index templates with settings and aliases, index
+lifecycle policies, aliases), plus Kibana's saved-objects import, so tests run the real
+``elasticsearch`` client and its ``streaming_bulk`` helper. It is strict where a real
+server is strict (malformed NDJSON, unknown metadata, bad index names, ``dynamic: strict``
+mappings, media-type versions, unknown lifecycle policies, saved objects whose references
+point nowhere) and lets a test inject item or request failures. It keeps documents in
+memory, has no search beyond ``_count`` with ``match_all``/``term``, and is not safe for
+anything but tests and demos.
 """
 
 from __future__ import annotations
@@ -109,6 +112,14 @@ class StandIn:
         self.indices: dict[str, dict[str, Doc]] = {}
         self.mappings: dict[str, Doc] = {}
         self.templates: dict[str, Doc] = {}
+        #: Index name -> its settings (flat ``index.*`` keys, as the template set them).
+        self.settings: dict[str, Doc] = {}
+        #: Alias -> index names it points at.
+        self.aliases: dict[str, set[str]] = {}
+        #: Lifecycle policy name -> its ``policy`` body.
+        self.policies: dict[str, Doc] = {}
+        #: Kibana saved objects by ``(type, id)``.
+        self.saved_objects: dict[tuple[str, str], Doc] = {}
         self.requests: list[tuple[str, str]] = []
         self._versions: dict[str, dict[str, int]] = {}
         self._seq_no = itertools.count()
@@ -121,6 +132,14 @@ class StandIn:
             ("PUT POST", r"/_index_template/(?P<name>[^/]+)", self._put_template),
             ("GET HEAD", r"/_index_template(?:/(?P<name>[^/]+))?", self._get_template),
             ("DELETE", r"/_index_template/(?P<name>[^/]+)", self._delete_template),
+            ("PUT", r"/_ilm/policy/(?P<name>[^/]+)", self._put_policy),
+            ("GET", r"/_ilm/policy(?:/(?P<name>[^/]+))?", self._get_policy),
+            ("DELETE", r"/_ilm/policy/(?P<name>[^/]+)", self._delete_policy),
+            ("POST", r"/_aliases", self._update_aliases),
+            ("GET HEAD", r"/(?:(?P<index>[^/_][^/]*)/)?_alias(?:/(?P<name>[^/]+))?",
+             self._get_alias),
+            ("GET", r"/(?P<index>[^/_][^/]*)/_settings", self._get_settings),
+            ("POST", r"/api/saved_objects/_import", self._import_saved_objects),
             ("POST PUT", r"/(?:(?P<index>[^/_][^/]*)/)?_bulk", self._bulk),
             ("GET HEAD", r"/(?P<index>[^/_][^/]*)/_doc/(?P<doc_id>[^/]+)", self._get_doc),
             ("GET POST", r"/(?:(?P<index>[^/_][^/]*)/)?_count", self._count),
@@ -195,23 +214,40 @@ class StandIn:
         return reply.status, ctype, payload
 
     def _negotiate(self, req: _Request) -> int | None:
-        """Check media types like Elasticsearch: compat versions major or major - 1 only."""
-        compat: int | None = None
+        """Check media types like Elasticsearch: compat versions major or major - 1 only.
+
+        The messages are the real server's (an 8.x server: "Accept version must be either
+        version 8 or 7, but found 9"), so a client of the wrong major fails here as it
+        would against the real thing.
+        """
+        found: dict[str, int] = {}
         for name in ("accept", "content-type"):
             m = _COMPAT.search(req.headers.get(name, ""))
             if m is None:
                 continue
             version = int(m.group(1))
-            if version not in (self.major, self.major - 1) or compat not in (None, version):
+            if version not in (self.major, self.major - 1):
+                label = "Accept" if name == "accept" else "Content-Type"
                 raise _EsError(400, "media_type_header_exception",
-                               f"Invalid media-type value on headers [{name}]: compatible-with="
-                               f"{version}, must be {self.major - 1} or {self.major}")
-            compat = version
+                               "Invalid media-type value on headers [Accept, Content-Type]",
+                               caused_by={"type": "status_exception", "reason": (
+                                   f"{label} version must be either version {self.major} or "
+                                   f"{self.major - 1}, but found {version}. "
+                                   f"{label}={req.headers[name]}")})
+            found[name] = version
+        both_sent = "accept" in req.headers and "content-type" in req.headers
+        if (req.body and both_sent and len(found) == 1) or len(set(found.values())) > 1:
+            raise _EsError(400, "media_type_header_exception",
+                           "Invalid media-type value on headers [Accept, Content-Type]",
+                           caused_by={"type": "status_exception", "reason": (
+                               "A compatible version is required on both Content-Type and "
+                               "Accept headers if either one has requested a compatible "
+                               "version and the compatible versions must match.")})
         ctype = req.headers.get("content-type", "")
-        if req.body and not re.search(r"(json|ndjson)\b", ctype):
+        if req.body and not re.search(r"(json|ndjson|form-data)\b", ctype):
             raise _EsError(406, "content_type_exception",
                            f"Content-Type header [{ctype}] is not supported")
-        return compat
+        return next(iter(found.values()), None)
 
     def _route(self, req: _Request) -> _Reply:
         for i, (status, needle) in enumerate(self._request_failures):
@@ -294,6 +330,138 @@ class StandIn:
                            f"index template matching [{name}] not found")
         return _Reply(200, {"acknowledged": True})
 
+    # -- lifecycle policies, aliases, settings -------------------------------------------
+
+    def _put_policy(self, req: _Request, name: str) -> _Reply:
+        body = req.json()
+        if not isinstance(body, dict) or not isinstance(body.get("policy"), dict):
+            raise _EsError(400, "parse_exception", "request body is required")
+        unknown = sorted(set(body) - {"policy"})
+        if unknown:
+            raise _EsError(400, "x_content_parse_exception",
+                           f"[put_lifecycle_request] unknown field [{unknown[0]}]")
+        _check_policy(body["policy"])
+        old = self.policies.get(name)
+        version = 1 if old is None else int(old.get("_version", 1)) + 1
+        self.policies[name] = {**body["policy"], "_version": version}
+        return _Reply(200, {"acknowledged": True})
+
+    def _get_policy(self, req: _Request, name: str | None = None) -> _Reply:
+        names = sorted(self.policies) if name is None else name.split(",")
+        missing = [n for n in names if n not in self.policies]
+        if missing:
+            raise _EsError(404, "resource_not_found_exception",
+                           f"Lifecycle policy not found: {missing[0]}")
+        out = {}
+        for n in names:
+            policy = {k: v for k, v in self.policies[n].items() if k != "_version"}
+            users = sorted(i for i, st in self.settings.items()
+                           if st.get("index.lifecycle.name") == n)
+            out[n] = {"version": self.policies[n]["_version"],
+                      "modified_date": "2026-01-01T00:00:00.000Z", "policy": policy,
+                      "in_use_by": {"indices": users, "data_streams": [],
+                                    "composable_templates": sorted(
+                                        t for t, body in self.templates.items()
+                                        if _flat(body.get("template", {}).get("settings", {}))
+                                        .get("index.lifecycle.name") == n)}}
+        return _Reply(200, out)
+
+    def _delete_policy(self, req: _Request, name: str) -> _Reply:
+        if name not in self.policies:
+            raise _EsError(404, "resource_not_found_exception",
+                           f"Lifecycle policy not found: {name}")
+        del self.policies[name]
+        return _Reply(200, {"acknowledged": True})
+
+    def _update_aliases(self, req: _Request) -> _Reply:
+        body = req.json()
+        actions = body.get("actions") if isinstance(body, dict) else None
+        if not isinstance(actions, list) or not actions:
+            raise _EsError(400, "action_request_validation_exception",
+                           "Validation Failed: 1: no actions specified;")
+        plan: list[tuple[str, list[str], str]] = []
+        for action in actions:
+            if not isinstance(action, dict) or len(action) != 1:
+                raise _EsError(400, "parsing_exception", "expected one action per object")
+            kind, spec = next(iter(action.items()))
+            if kind not in ("add", "remove") or not isinstance(spec, dict):
+                raise _EsError(400, "parsing_exception", f"Unknown action [{kind}]")
+            alias = spec.get("alias")
+            if not isinstance(alias, str) or not alias:
+                raise _EsError(400, "action_request_validation_exception",
+                               "Validation Failed: 1: [alias] may not be empty string;")
+            plan.append((kind, self._resolve(str(spec.get("index", ""))), alias))
+        for kind, names, alias in plan:  # all validated first: the request is atomic
+            targets = self.aliases.setdefault(alias, set())
+            if kind == "add":
+                _check_index_name(alias)
+                if alias in self.indices:
+                    raise _EsError(400, "invalid_alias_name_exception",
+                                   f"Invalid alias name [{alias}]: an index or data stream "
+                                   f"exists with the same name as the alias")
+                targets.update(names)
+            else:
+                if not targets & set(names):
+                    raise _EsError(404, "aliases_not_found_exception",
+                                   f"aliases [{alias}] missing", resource_id=alias)
+                targets.difference_update(names)
+            if not targets:
+                del self.aliases[alias]
+        return _Reply(200, {"acknowledged": True, "errors": False})
+
+    def _get_alias(self, req: _Request, index: str = "_all", name: str = "*") -> _Reply:
+        indices = set(self._resolve(index))
+        wanted = name.split(",")
+        out: dict[str, Doc] = {}
+        for alias, targets in sorted(self.aliases.items()):
+            if not any(fnmatch.fnmatchcase(alias, w) for w in wanted):
+                continue
+            for target in sorted(targets & indices):
+                out.setdefault(target, {"aliases": {}})["aliases"][alias] = {}
+        if not out and name != "*":
+            if req.method == "HEAD":
+                return _Reply(404)
+            return _Reply(404, {"error": f"alias [{name}] missing", "status": 404})
+        return _Reply(200, None if req.method == "HEAD" else out)
+
+    def _get_settings(self, req: _Request, index: str) -> _Reply:
+        return _Reply(200, {n: {"settings": _nest(self.settings[n])}
+                            for n in self._resolve(index)})
+
+    # -- Kibana ---------------------------------------------------------------------------
+
+    def _import_saved_objects(self, req: _Request) -> _Reply:
+        """Kibana's ``POST /api/saved_objects/_import`` (multipart ``file``, NDJSON).
+
+        Like Kibana, it needs a ``kbn-xsrf`` header and reports per object; an object
+        whose references point at nothing in the file or already imported fails with
+        ``missing_references`` (and so does a ``…RefName`` inside its attributes that no
+        reference carries).
+        """
+        if "kbn-xsrf" not in req.headers:
+            return _Reply(400, {"statusCode": 400, "error": "Bad Request",
+                                "message": "Request must contain a kbn-xsrf header."})
+        overwrite = req.params.get("overwrite") == "true"
+        objects = _saved_objects_of(req)
+        known = set(self.saved_objects) | {(o["type"], o["id"]) for o in objects}
+        results, errors = [], []
+        for obj in objects:
+            key = (obj["type"], obj["id"])
+            title = str(obj.get("attributes", {}).get("title", obj["id"]))
+            problem = _reference_problem(obj, known)
+            if problem is None and key in self.saved_objects and not overwrite:
+                problem = {"type": "conflict"}
+            if problem is not None:
+                errors.append({"id": obj["id"], "type": obj["type"], "title": title,
+                               "meta": {"title": title}, "error": problem})
+                continue
+            self.saved_objects[key] = obj
+            results.append({"type": obj["type"], "id": obj["id"],
+                            "meta": {"title": title}, **({"overwrite": True}
+                                                          if overwrite else {})})
+        return _Reply(200, {"success": not errors, "successCount": len(results),
+                            "successResults": results, **({"errors": errors} if errors else {})})
+
     # -- bulk -----------------------------------------------------------------------------
 
     def _bulk(self, req: _Request, index: str | None = None) -> _Reply:
@@ -358,12 +526,16 @@ class StandIn:
         _check_index_name(index)
         matching = [t for t in self.templates.values()
                     if any(fnmatch.fnmatchcase(index, p) for p in _patterns(t))]
-        if matching:
-            best = max(matching, key=lambda t: int(t.get("priority", 0)))
-            self.mappings[index] = json.loads(json.dumps(
-                best.get("template", {}).get("mappings", {})))
-        else:
-            self.mappings[index] = {}
+        if index in self.aliases:
+            raise _EsError(400, "invalid_index_name_exception",
+                           f"Invalid index name [{index}], already exists as alias", index=index)
+        best = max(matching, key=lambda t: int(t.get("priority", 0))) if matching else {}
+        template = best.get("template", {})
+        self.mappings[index] = json.loads(json.dumps(template.get("mappings", {})))
+        self.settings[index] = {"index.number_of_shards": "1", "index.number_of_replicas": "1",
+                                **_flat(template.get("settings", {}))}
+        for alias in template.get("aliases", {}):
+            self.aliases.setdefault(alias, set()).add(index)
         self._versions[index] = {}
         return self.indices.setdefault(index, {})
 
@@ -408,8 +580,12 @@ class StandIn:
         return _Reply(200, {"_shards": {"total": n, "successful": n, "failed": 0}})
 
     def _cat_indices(self, req: _Request, index: str = "_all") -> _Reply:
-        rows = [{"health": "green", "status": "open", "index": n, "uuid": n, "pri": "1",
-                 "rep": "0", "docs.count": str(len(self.indices[n])), "docs.deleted": "0",
+        rows = [{"health": "green" if self.settings[n].get("index.number_of_replicas") == "0"
+                 else "yellow",  # one node: a replica has nowhere to go
+                 "status": "open", "index": n, "uuid": n,
+                 "pri": self.settings[n].get("index.number_of_shards", "1"),
+                 "rep": self.settings[n].get("index.number_of_replicas", "1"),
+                 "docs.count": str(len(self.indices[n])), "docs.deleted": "0",
                  "store.size": "0b", "pri.store.size": "0b", "dataset.size": "0b"}
                 for n in sorted(self._resolve(index))]
         if req.params.get("format") == "json":
@@ -428,9 +604,16 @@ class StandIn:
     def _delete_index(self, req: _Request, index: str) -> _Reply:
         for name in self._resolve(index):
             del self.indices[name], self.mappings[name], self._versions[name]
+            del self.settings[name]
+            for alias in list(self.aliases):
+                self.aliases[alias].discard(name)
+                if not self.aliases[alias]:
+                    del self.aliases[alias]
         return _Reply(200, {"acknowledged": True})
 
     def _resolve_one(self, index: str) -> dict[str, Doc]:
+        if index in self.aliases and len(self.aliases[index]) == 1:
+            index = next(iter(self.aliases[index]))
         if index not in self.indices:
             raise _EsError(404, "index_not_found_exception", f"no such index [{index}]",
                            index=index)
@@ -444,6 +627,8 @@ class StandIn:
                 names.extend(self.indices)
             elif "*" in part:
                 names.extend(n for n in self.indices if fnmatch.fnmatchcase(n, part))
+            elif part in self.aliases:
+                names.extend(sorted(self.aliases[part]))
             else:
                 self._resolve_one(part)
                 names.append(part)
@@ -511,6 +696,119 @@ def _json_line(line: str, number: int) -> Doc:
         raise _EsError(400, "x_content_parse_exception",
                        f"[{number}:1] expected START_OBJECT but found [{type(value).__name__}]")
     return value
+
+
+def _flat(settings: Doc, prefix: str = "") -> dict[str, str]:
+    """Index settings as Elasticsearch stores them: flat ``index.*`` keys, string values."""
+    out: dict[str, str] = {}
+    for key, value in settings.items():
+        full = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flat(value, full + "."))
+            continue
+        if not full.startswith("index."):
+            full = "index." + full
+        out[full] = str(value).lower() if isinstance(value, bool) else str(value)
+    return out
+
+
+def _nest(flat: dict[str, str]) -> Doc:
+    out: Doc = {}
+    for key, value in flat.items():
+        node = out
+        *path, last = key.split(".")
+        for part in path:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return out
+
+
+_PHASE_ACTIONS = {
+    "hot": {"set_priority", "unfollow", "rollover", "readonly", "downsample", "shrink",
+            "forcemerge", "searchable_snapshot"},
+    "warm": {"set_priority", "unfollow", "readonly", "downsample", "allocate", "migrate",
+             "shrink", "forcemerge"},
+    "cold": {"set_priority", "unfollow", "readonly", "downsample", "searchable_snapshot",
+             "allocate", "migrate", "freeze"},
+    "frozen": {"unfollow", "searchable_snapshot"},
+    "delete": {"wait_for_snapshot", "delete"},
+}
+_TIME = re.compile(r"\d+(d|h|m|s|ms|micros|nanos)")
+
+
+def _check_policy(policy: Doc) -> None:
+    """Reject what Elasticsearch rejects: unknown phases or actions, a bad ``min_age``."""
+    unknown = sorted(set(policy) - {"phases", "_meta"})
+    if unknown:
+        raise _EsError(400, "x_content_parse_exception",
+                       f"[policy] unknown field [{unknown[0]}]")
+    phases = policy.get("phases")
+    if not isinstance(phases, dict) or not phases:
+        raise _EsError(400, "x_content_parse_exception", "[policy] phases are required")
+    for phase, spec in phases.items():
+        if phase not in _PHASE_ACTIONS:
+            raise _EsError(400, "illegal_argument_exception",
+                           f"Timeseries lifecycle does not support phase [{phase}]")
+        min_age = spec.get("min_age", "0ms")
+        if not _TIME.fullmatch(str(min_age)):
+            raise _EsError(400, "illegal_argument_exception",
+                           f"failed to parse setting [min_age] with value [{min_age}] as a "
+                           f"time value: unit is missing or unrecognized")
+        for action in spec.get("actions", {}):
+            if action not in _PHASE_ACTIONS[phase]:
+                raise _EsError(400, "illegal_argument_exception",
+                               f"invalid action [{action}] defined in phase [{phase}]")
+
+
+_SAVED_OBJECT_TYPES = frozenset({"index-pattern", "visualization", "dashboard", "lens",
+                                 "search", "config", "tag"})
+_REF_NAME = re.compile(r'"(?:panelRefName|indexRefName|[A-Za-z]*RefName)"\s*:\s*"([^"]+)"')
+
+
+def _saved_objects_of(req: _Request) -> list[Doc]:
+    """The objects of the NDJSON ``file`` part of a multipart form, validated."""
+    import email.parser
+    import email.policy
+
+    ctype = req.headers.get("content-type", "")
+    if not ctype.startswith("multipart/form-data"):
+        raise _EsError(415, "unsupported_media_type", "expected multipart/form-data")
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {ctype}\r\n\r\n".encode() + req.body)
+    parts = [p for p in message.iter_parts()
+             if p.get_param("name", header="content-disposition") == "file"]
+    if not parts:
+        raise _EsError(400, "bad_request", "[request body.file]: expected value of type [object]")
+    raw = parts[0].get_payload(decode=True)
+    objects = []
+    for number, line in enumerate(bytes(raw).decode().splitlines(), start=1):
+        if not line.strip():
+            continue
+        obj = _json_line(line, number)
+        if "exportedCount" in obj:  # the summary line Kibana's export appends
+            continue
+        if obj.get("type") not in _SAVED_OBJECT_TYPES or not isinstance(obj.get("id"), str):
+            raise _EsError(400, "bad_request",
+                           f"line {number}: unsupported saved object type {obj.get('type')!r}")
+        if not isinstance(obj.get("attributes"), dict):
+            raise _EsError(400, "bad_request", f"line {number}: attributes are required")
+        objects.append(obj)
+    return objects
+
+
+def _reference_problem(obj: Doc, known: set[tuple[str, str]]) -> Doc | None:
+    references = obj.get("references", [])
+    missing = [{"type": r.get("type"), "id": r.get("id")} for r in references
+               if (r.get("type"), r.get("id")) not in known]
+    names = {r.get("name") for r in references}
+    text = json.dumps(obj.get("attributes", {}))
+    unnamed = sorted({n for n in _REF_NAME.findall(text.replace('\\"', '"'))
+                      if n not in names})
+    if unnamed:
+        missing.extend({"type": "unknown", "id": f"<reference named {n}>"} for n in unnamed)
+    if missing:
+        return {"type": "missing_references", "references": missing}
+    return None
 
 
 def _check_index_name(index: str) -> None:
@@ -659,12 +957,14 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def start_standin(*, major: int | None = None, host: str = "127.0.0.1", port: int = 0) -> StandIn:
-    """Start a stand-in on a free port; ``major`` defaults to the installed client's."""
+    """Start a stand-in on a free port.
+
+    ``major`` defaults to that of the Elasticsearch server in ``docker-compose.yml``, the
+    server operators run, never to the installed client's: a client of another major must
+    fail in the tests as it fails in production.
+    """
     if major is None:
-        try:
-            from elasticsearch import __versionstr__
-        except ImportError:  # pragma: no cover - the stand-in itself needs no client
-            major = 9
-        else:
-            major = int(__versionstr__.partition(".")[0])
+        from ..supported import elasticsearch_major_of_compose
+
+        major = elasticsearch_major_of_compose()
     return StandIn(major=major, host=host, port=port)

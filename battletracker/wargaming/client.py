@@ -8,7 +8,7 @@ else, so the pipeline never imports httpx. Tests and the demo pass a ``transport
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -31,6 +31,18 @@ ACCOUNT_FIELDS: tuple[str, ...] = (
 
 #: ``{account_id: account object or None}`` for every id asked.
 AccountInfo = dict[int, dict[str, Any] | None]
+
+
+def _on_wire(on_send: Callable[[], None] | None) -> dict[str, Any]:
+    """httpcore's trace hook, reduced to "the request headers start going out now"."""
+    if on_send is None:
+        return {}
+
+    async def trace(event: str, info: dict[str, Any]) -> None:
+        if event.endswith("send_request_headers.started"):
+            on_send()
+
+    return {"trace": trace}
 
 
 class WargamingClient:
@@ -66,9 +78,17 @@ class WargamingClient:
         await self._http.aclose()
 
     async def account_info(
-        self, account_ids: Sequence[int], fields: Sequence[str] = ACCOUNT_FIELDS
+        self,
+        account_ids: Sequence[int],
+        fields: Sequence[str] = ACCOUNT_FIELDS,
+        *,
+        on_send: Callable[[], None] | None = None,
     ) -> AccountInfo:
-        """Fetch up to 100 accounts; every id asked is in the answer (None: no account)."""
+        """Fetch up to 100 accounts; every id asked is in the answer (None: no account).
+
+        ``on_send`` is called the moment the request's first byte goes on the wire (after
+        any connection set-up), so a rate limiter can count it when the API will.
+        """
         ids = list(dict.fromkeys(account_ids))
         if not ids or len(ids) > MAX_IDS:
             raise ValueError(f"account_info takes 1..{MAX_IDS} ids, got {len(ids)}")
@@ -78,7 +98,9 @@ class WargamingClient:
             "fields": ",".join(fields),
         }
         try:
-            response = await self._http.post(self.endpoint, data=params)
+            response = await self._http.post(
+                self.endpoint, data=params, extensions=_on_wire(on_send)
+            )
         except httpx.TimeoutException as exc:
             raise TransportError(
                 f"timeout: {type(exc).__name__}", endpoint=self.endpoint, account_ids=ids

@@ -12,8 +12,10 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client.registry import Collector
 
 from ..db import sessionmaker_for
+from ..nodes.metrics import NodeCollector
 from ..settings import Settings
 from . import explorer, feed, login, operator_pages, ops, pages, reports
+from .api import nodes as nodes_api
 from .api import router as api_router
 from .auth import SessionCodec
 from .deps import State, gate
@@ -85,11 +87,13 @@ def create_app(settings: Settings, *, extra_collectors: Iterable[Collector] = ()
         passwords=passwords,
     )
     app.state.wg_transport = wg_transport
-    registry, http_metrics = build_registry(sessions, extra_collectors)
+    registry, http_metrics = build_registry(sessions, [NodeCollector(sessions), *extra_collectors])
     app.state.registry = registry
     install_handlers(app)
     app.include_router(api_router)
     app.include_router(explorer.router)
+    app.include_router(nodes_api.router)  # node auth of its own (issue 12)
+    app.include_router(nodes_api.public_router)
     app.include_router(ops.router)
     app.include_router(operator_pages.router)
     app.include_router(login.router)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,8 @@ from battletracker.db import engine_for
 from battletracker.models import COUNTERS
 from battletracker.settings import Settings
 from battletracker.wargaming.simulator import PS_MIN, XBOX_MIN, Simulator
+from battletracker.web.server import serve_in_thread
+from tests.common.nodes import NodeServer, node_server_env, remove_broker_users, settings_from
 from tests.common.services import Worker
 
 IDS = 1500
@@ -23,18 +26,39 @@ class Rig:
     def __init__(self, db: Settings, broker: str, sim: Simulator, api_url: str, logs: Path):
         self.db, self.broker, self.sim, self.api_url, self.logs = db, broker, sim, api_url, logs
         self.workers: list[Worker] = []
+        self.prefix = f"bt-test-{uuid.uuid4().hex[:6]}-"
         self.server_env = {
-            "BATTLETRACKER_BROKER_URL": broker,
-            "BATTLETRACKER_DATABASE_URL": db.database_url,
+            **node_server_env(db, broker, self.prefix),
             "BATTLETRACKER_CHUNK_SIZE": "300",
             "BATTLETRACKER_XBOX_RANGE": f"{XBOX_MIN}-{XBOX_MIN + IDS - 1}",
             "BATTLETRACKER_PS_RANGE": f"{PS_MIN}-{PS_MIN + IDS - 1}",
         }
-        self.volunteer_env = {
-            "BATTLETRACKER_BROKER_URL": broker,
-            "BATTLETRACKER_WG_API_URL": api_url,
-            "BATTLETRACKER_WG_KEYS": "k:40",
-        }
+        self._nodes: NodeServer | None = None
+        self._volunteer_env: dict[str, str] | None = None
+
+    @property
+    def nodes(self) -> NodeServer:
+        """The web app serving the node API (started on first use)."""
+        if self._nodes is None:
+            web = serve_in_thread(settings_from(self.server_env))
+            self._nodes = NodeServer(self.server_env, web, self.logs)
+        return self._nodes
+
+    @property
+    def volunteer_env(self) -> dict[str, str]:
+        """A volunteer's worker environment: enrolled by invite, its own broker user and
+        signing lease, the volunteer's own key ``k``; no database."""
+        if self._volunteer_env is None:
+            directory = self.nodes.enrol("volunteer")
+            self._volunteer_env = self.nodes.node_env(directory, self.api_url, own_keys="k:40")
+        return self._volunteer_env
+
+    def stop(self) -> None:
+        for w in self.workers:
+            w.stop()
+        if self._nodes is not None:
+            self._nodes.web.stop()
+        remove_broker_users(self.prefix)
 
     def worker(self, name: str, queues: str, env: dict[str, str], **kw: Any) -> Worker:
         w = Worker(name, queues, env, self.logs / f"{name}-{len(self.workers)}.log", **kw)

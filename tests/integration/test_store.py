@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -17,11 +18,12 @@ import pytest
 from sqlalchemy import select, text
 
 from battletracker.db import engine_for, session_scope, sessionmaker_for
-from battletracker.models import COUNTERS, Chunk, ChunkStatus, Cycle, CycleStatus
+from battletracker.models import Chunk, ChunkStatus, Cycle, CycleStatus
 from battletracker.pipeline.coordinator import create_cycle
 from battletracker.pipeline.result import COLUMNS, RESULT_VERSION, InvalidResult
 from battletracker.pipeline.store import StoreOutcome, mark_rejected, store_result
 from battletracker.settings import IdRange, Settings
+from tests.common.rows import counters_for
 
 pytestmark = pytest.mark.integration
 
@@ -67,10 +69,9 @@ def staged(db: Settings, cycle_id: int) -> list[tuple[Any, ...]]:
 def result_for(chunk: Chunk, every: int = 3, **edit: Any) -> dict[str, Any]:
     """A valid result for ``chunk``: an account on every ``every``-th id."""
     rows = [
-        [i, f"tanker{i}", 1_500_000_000, 1_700_000_000 + i,
-         *(i % 997 + k for k in range(len(COUNTERS)))]
+        [i, f"tanker{i}", 1_500_000_000, 1_700_000_000 + i % 10_000, *counters_for(i % 997, i)]
         for i in range(chunk.first_id, chunk.last_id + 1, every)
-    ]  # fmt: skip
+    ]
     msg = {
         "v": RESULT_VERSION, "cycle_id": chunk.cycle_id, "chunk_id": chunk.id,
         "platform": chunk.platform.value, "first_id": chunk.first_id, "last_id": chunk.last_id,
@@ -260,10 +261,69 @@ def test_a_narrower_span_is_invalid(db: Settings, cycle: Any) -> None:
 def test_invalid_content_stores_nothing(db: Settings, cycle: Any) -> None:
     cid, chunks = cycle
     msg = result_for(chunks[0])
-    msg["rows"][-1][4] = -5
+    msg["rows"][-1][4] = "-5"  # a type no fetcher sends: the whole result is refused
     with pytest.raises(InvalidResult, match="counter battles"):
         store(db, msg)
     assert staged(db, cid) == []
+    assert cycle_row(db, cid).chunks_stored == 0
+
+
+def set_aside_rows(db: Settings, cycle_id: int) -> list[tuple[Any, ...]]:
+    with engine_for(db).connect() as conn:
+        return [tuple(r) for r in conn.execute(text(
+            "SELECT chunk_id, account_id, kind, reason, row, node FROM set_aside_rows "
+            "WHERE cycle_id = :c ORDER BY account_id"), {"c": cycle_id})]  # fmt: skip
+
+
+def test_odd_rows_are_set_aside_and_the_rest_of_the_chunk_is_stored(
+    db: Settings, cycle: Any
+) -> None:
+    """Each rule of the game, broken by one row; the chunk still stores, the night goes on."""
+    cid, chunks = cycle
+    msg = result_for(chunks[1], every=5)
+    rows = msg["rows"]
+    col = COLUMNS.index
+    odd = {
+        rows[0][0]: ("battles", 2**53 - 1, "battles .* not within"),
+        rows[1][0]: ("wins", rows[1][col("battles")] + 1, "wins .* above"),
+        rows[2][0]: ("hits", rows[2][col("shots")] + 1, "hits .* above shots"),
+        rows[3][0]: ("last_battle_time", 1_400_000_000, "last_battle_time .* not within"),
+        rows[4][0]: ("nickname", "line\nbreak", "control character U\\+000A"),
+        rows[5][0]: ("damage_dealt", -1, "damage_dealt -1 is negative"),
+    }
+    for r in rows:
+        if r[0] in odd:
+            name, value, _ = odd[r[0]]
+            r[col(name)] = value
+    # nicknames the API really returns are stored as they are
+    rows[6][1], rows[7][1] = "Gamer Tag\u00a0x", "\u200b\U0001fafa 名前"
+    report = store(db, msg)
+    assert (report.outcome, report.accounts, report.set_aside) == (
+        StoreOutcome.stored, len(rows) - len(odd), len(odd))  # fmt: skip
+    assert [r[0] for r in staged(db, cid)] == [r[0] for r in rows if r[0] not in odd]
+    assert [r[1] for r in staged(db, cid)][:2] == ["Gamer Tag\u00a0x", "\u200b\U0001fafa 名前"]
+    recorded = set_aside_rows(db, cid)
+    assert [r[1] for r in recorded] == sorted(odd)
+    for chunk_id, account_id, kind, reason, row, node in recorded:
+        assert (chunk_id, kind, node) == (chunks[1].id, "rule", "vol-1")
+        assert re.search(odd[account_id][2], reason), reason
+        assert row == next(r for r in rows if r[0] == account_id)
+    c = cycle_row(db, cid)
+    assert (c.chunks_stored, c.set_aside, c.rejected_results) == (1, len(odd), 0)
+    assert chunks_of(db, cid)[1].status == ChunkStatus.stored
+
+
+def test_a_result_for_a_missed_chunk_is_late_and_not_stored(db: Settings, cycle: Any) -> None:
+    cid, chunks = cycle
+    with engine_for(db).begin() as conn:
+        conn.execute(text("UPDATE chunks SET status = 'missed' WHERE id = :i"), {"i": chunks[0].id})
+    report = store(db, result_for(chunks[0]))
+    assert report.outcome == StoreOutcome.late
+    assert staged(db, cid) == []
+    assert chunks_of(db, cid)[0].status == ChunkStatus.missed
+    with session_scope(db) as s:  # a bad copy does not flip it back either
+        mark_rejected(s, result_for(chunks[0]), "junk")
+    assert chunks_of(db, cid)[0].status == ChunkStatus.missed
     assert cycle_row(db, cid).chunks_stored == 0
 
 

@@ -10,14 +10,17 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch, NotFoundError, helpers
 
+from battletracker.supported import ELASTICSEARCH_MAJOR, elasticsearch_major_of_compose
 from battletracker.testing.elastic_standin import StandIn, start_standin
 
-NDJSON = "application/vnd.elasticsearch+x-ndjson; compatible-with=9"
+#: The stand-in speaks the major of compose's server (8 today), whatever client is installed.
+MAJOR = elasticsearch_major_of_compose()
+NDJSON = f"application/vnd.elasticsearch+x-ndjson; compatible-with={MAJOR}"
 
 
 @pytest.fixture
 def standin() -> Iterator[StandIn]:
-    with start_standin(major=9) as s:
+    with start_standin() as s:
         yield s
 
 
@@ -50,20 +53,53 @@ def bulk(standin: StandIn, body: bytes) -> tuple[int, Any]:
 
 def test_cluster_info_carries_product_header_and_compat_media_type(standin: StandIn) -> None:
     status, headers, body = raw(standin, "GET", "/", headers={
-        "Accept": "application/vnd.elasticsearch+json; compatible-with=9"})
+        "Accept": f"application/vnd.elasticsearch+json; compatible-with={MAJOR}"})
     assert status == 200
     assert headers["X-Elastic-Product"] == "Elasticsearch"
-    assert headers["Content-Type"] == "application/vnd.elasticsearch+json; compatible-with=9"
-    assert body["version"]["number"].startswith("9.")
+    assert headers["Content-Type"] == (
+        f"application/vnd.elasticsearch+json; compatible-with={MAJOR}")
+    assert body["version"]["number"].startswith(f"{MAJOR}.")
     _, plain, _ = raw(standin, "GET", "/")
     assert plain["Content-Type"] == "application/json"
 
 
-def test_an_unsupported_compat_version_is_refused(standin: StandIn) -> None:
+def test_the_major_is_compose_s_server_and_the_client_agrees(standin: StandIn) -> None:
+    """The issue's failure: a 9.x client against compose's 8.x server. Both must agree."""
+    from elasticsearch import __versionstr__
+
+    assert MAJOR == ELASTICSEARCH_MAJOR == standin.major
+    assert int(__versionstr__.split(".")[0]) == MAJOR, "the constraints pin the client's major"
+
+
+@pytest.mark.parametrize("offset", [1, -2])
+def test_a_compat_version_of_another_major_is_refused_as_the_real_server_does(
+    standin: StandIn, offset: int
+) -> None:
+    wrong = MAJOR + offset
     status, _, body = raw(standin, "GET", "/", headers={
-        "Accept": "application/vnd.elasticsearch+json; compatible-with=7"})
+        "Accept": f"application/vnd.elasticsearch+json; compatible-with={wrong}"})
     assert status == 400
     assert body["error"]["type"] == "media_type_header_exception"
+    assert body["error"]["caused_by"]["reason"].startswith(
+        f"Accept version must be either version {MAJOR} or {MAJOR - 1}, but found {wrong}.")
+
+
+def test_a_client_of_the_next_major_fails_like_against_the_real_server() -> None:
+    """What a 9.x client sends (compatible-with=9 on both headers) an 8.x server refuses."""
+    with start_standin(major=8) as s:
+        status, _, body = raw(s, "POST", "/_bulk", b'{"delete":{"_index":"a","_id":"1"}}\n', {
+            "Accept": "application/vnd.elasticsearch+json; compatible-with=9",
+            "Content-Type": "application/vnd.elasticsearch+x-ndjson; compatible-with=9"})
+    assert status == 400
+    assert body["error"]["type"] == "media_type_header_exception"
+
+
+def test_compat_on_one_header_of_a_request_with_a_body_is_refused(standin: StandIn) -> None:
+    status, _, body = raw(standin, "POST", "/_bulk", b'{"delete":{"_index":"a","_id":"1"}}\n', {
+        "Accept": f"application/vnd.elasticsearch+json; compatible-with={MAJOR}",
+        "Content-Type": "application/x-ndjson"})
+    assert status == 400
+    assert "required on both" in body["error"]["caused_by"]["reason"]
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ import httpx
 from .control import control
 from .faults import FaultPlan, Faults
 from .fields import MAX_FIELDS, FieldSelector
-from .limits import TokenBucket
+from .limits import KeyLimit, SlidingWindow, TokenBucket
 from .population import Population
 from .replies import Reply, api_error, json_reply, key_error, to_response
 from .signin import SignIn, private_block
@@ -61,6 +61,9 @@ class Simulator:
             anywhere. Only the HTTP server knows the caller's IP, so in-process requests
             pass unless ``handle(request, client_ip=...)`` names one.
         faults: random fault rates and latency; ``inject`` scripts exact faults.
+        strict_window: count each key's requests in a sliding one-second window (refused
+            ones too) instead of a token bucket: the strictest reading of "N requests per
+            second", which the real API does not document (see :mod:`.limits`).
         clock: monotonic seconds for the rate limit; inject a fake one in tests.
 
     ``access_token`` is checked (:meth:`.signin.SignIn.owner`) and opens ``private`` for
@@ -78,6 +81,7 @@ class Simulator:
         allowed_ips: Mapping[str, set[str]] | None = None,
         faults: Faults | None = None,
         day: int = 0,
+        strict_window: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.population = population
@@ -90,12 +94,15 @@ class Simulator:
         self.faults = FaultPlan(faults)
         self.day = day
         self.clock = clock
+        self.strict_window = strict_window
         self.signin = SignIn(self)
-        self._buckets = {key: TokenBucket(rps, clock) for key, rps in self.keys.items()}
+        self._buckets = {key: self._new_limit(rps) for key, rps in self.keys.items()}
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
         self._by_key: Counter[str] = Counter()
         self._outcomes: Counter[str] = Counter()
+        #: clock() of the first and the last accepted API request (the fetch window)
+        self._ok_span: list[float] = []
 
     @property
     def day(self) -> int:
@@ -131,6 +138,10 @@ class Simulator:
                 "ids_served": self._counts["ids_served"],
                 "accounts_served": self._counts["accounts_served"],
                 "day": self.day,
+                "limit": "window" if self.strict_window else "bucket",
+                #: the most requests (refused included) any key got within one second
+                "peak_per_second": {k: b.peak for k, b in self._buckets.items()},
+                "ok_span": list(self._ok_span),
             }
 
     def count(self, outcome: str, key: str | None = None, ids: int = 0, accounts: int = 0) -> None:
@@ -140,15 +151,25 @@ class Simulator:
             self._counts["ids_served"] += ids
             self._counts["accounts_served"] += accounts
             self._outcomes[outcome] += 1
+            if outcome == "ok":
+                now = self.clock()
+                self._ok_span[1:] = [now]
+                if len(self._ok_span) == 1:
+                    self._ok_span.insert(0, now)
             if key is not None:
                 self._by_key[key] += 1
 
-    def _bucket(self, key: str) -> TokenBucket:
-        """The key's bucket, made on first use so keys added to ``keys`` later work too."""
+    def _new_limit(self, rps: float) -> KeyLimit:
+        if self.strict_window:
+            return SlidingWindow(rps, self.clock)
+        return TokenBucket(rps, self.clock)
+
+    def _bucket(self, key: str) -> KeyLimit:
+        """The key's limit, made on first use so keys added to ``keys`` later work too."""
         with self._lock:
             bucket = self._buckets.get(key)
             if bucket is None or bucket.rate != self.keys[key]:
-                bucket = self._buckets[key] = TokenBucket(self.keys[key], self.clock)
+                bucket = self._buckets[key] = self._new_limit(self.keys[key])
             return bucket
 
     # -- adapters ----------------------------------------------------------------------
@@ -172,15 +193,20 @@ class Simulator:
     # -- the API -----------------------------------------------------------------------
 
     def respond(self, method: str, path: str, query: str, body: bytes = b"",
-                content_type: str = "", client_ip: str | None = None) -> Reply:
-        """Answer one request given its parts; no I/O, safe to call from many threads."""
+                content_type: str = "", client_ip: str | None = None,
+                arrived: float | None = None) -> Reply:
+        """Answer one request given its parts; no I/O, safe to call from many threads.
+
+        ``arrived`` is ``clock()`` when the request reached the server (default: now);
+        the rate limit counts the request from then.
+        """
         params = dict(parse_qsl(query, keep_blank_values=True))
         if method == "POST" and content_type.startswith("application/x-www-form-urlencoded"):
             params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         if path.startswith("/_sim/"):
             return control(self, method, path, body)
         if method in ("GET", "POST") and path == API_PREFIX + "account/info/":
-            return self._account_info(params, client_ip)
+            return self._account_info(params, client_ip, arrived)
         if method == "GET" and path == API_PREFIX + "auth/login/":
             return self.signin.login(params, client_ip)
         if method in ("GET", "POST") and path == API_PREFIX + "auth/logout/":
@@ -202,16 +228,18 @@ class Simulator:
             return "INVALID_IP_ADDRESS"
         return None
 
-    def _account_info(self, params: dict[str, str], client_ip: str | None) -> Reply:
+    def _account_info(self, params: dict[str, str], client_ip: str | None,
+                      arrived: float | None = None) -> Reply:
         fault = self.faults.next_fault()
         delay = self.faults.delay()
-        outcome, reply, data = self._account_info_reply(params, client_ip, fault)
+        outcome, reply, data = self._account_info_reply(params, client_ip, fault, arrived)
         accounts = sum(v is not None for v in data.values())
         self.count(outcome, params.get("application_id") or None, len(data), accounts)
         return Reply(reply.status, reply.body, reply.headers, reply.drop, delay)
 
     def _account_info_reply(
-        self, params: dict[str, str], client_ip: str | None, fault: str | None
+        self, params: dict[str, str], client_ip: str | None, fault: str | None,
+        arrived: float | None = None,
     ) -> tuple[str, Reply, dict[str, Any]]:
         """(outcome for the stats, reply, the data answered) of one account/info request."""
         if fault == "drop":
@@ -225,7 +253,7 @@ class Simulator:
         refused = self.check_key(params, client_ip)
         if refused is not None:
             return refused, key_error(refused), {}
-        if fault == "request_limit" or not self._bucket(params["application_id"]).take():
+        if fault == "request_limit" or not self._bucket(params["application_id"]).take(arrived):
             return "limit", api_error("REQUEST_LIMIT_EXCEEDED", 407), {}
         if fault == "source_unavailable":
             return _fail("SOURCE_NOT_AVAILABLE", 504)

@@ -38,11 +38,17 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     """Reads one request, asks the simulator, and writes (or withholds) the answer."""
 
+    arrived: float
     protocol_version = "HTTP/1.1"  # keep-alive, as clients pooling connections expect
     #: Headers and body are written separately; with Nagle on, delayed ACKs would add
     #: ~40 ms to every answer and make latency-free benchmarks meaningless.
     disable_nagle_algorithm = True
     server: _Server
+
+    def parse_request(self) -> bool:
+        # the request line has just been read: this is when the request arrived
+        self.arrived = self.server.sim.clock()
+        return super().parse_request()
 
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -50,7 +56,7 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         reply = self.server.sim.respond(self.command, url.path, url.query, body,
                                         self.headers.get("Content-Type", ""),
-                                        self.client_address[0])
+                                        self.client_address[0], self.arrived)
         if reply.delay:
             time.sleep(reply.delay)
         if reply.drop:
@@ -114,11 +120,12 @@ def serve(sim: Simulator, host: str = "127.0.0.1", port: int = 0) -> RunningSimu
 
 def run_forever(*, host: str, port: int, seed: int, xbox_ids: int, ps_ids: int,
                 new_per_day: int, day: int, keys: dict[str, float],
-                latency: tuple[float, float]) -> None:
+                latency: tuple[float, float], strict_window: bool = False) -> None:
     """Build a simulator from plain options and serve it until Ctrl-C (for the CLI)."""
     population = Population(seed=seed, xbox_ids=xbox_ids, ps_ids=ps_ids,
                             new_per_day=new_per_day)
-    sim = Simulator(population, keys=keys, day=day, faults=Faults(latency=latency))
+    sim = Simulator(population, keys=keys, day=day, faults=Faults(latency=latency),
+                    strict_window=strict_window)
     running = serve(sim, host, port)
     print(f"Wargaming API simulator on {running.url} (day {day}, keys: "
           f"{', '.join(f'{k}={v:g}/s' for k, v in keys.items())}); "

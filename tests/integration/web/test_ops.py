@@ -74,7 +74,7 @@ def test_healthz(web_settings: Settings) -> None:
 
 
 def test_healthz_and_metrics_without_database() -> None:
-    down = Settings(database_url="postgresql+psycopg2://postgres@127.0.0.1:9/nowhere",
+    down = Settings(database_url="postgresql://postgres@127.0.0.1:9/nowhere",
                     secret_key=new_secret_key(), metrics_token=METRICS_TOKEN)
     with TestClient(create_app(down)) as c:
         r = c.get("/healthz")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any
 
 import pytest
@@ -20,14 +21,27 @@ from battletracker.pipeline.result import (
     InvalidResult,
     validate_result,
 )
+from battletracker.validation import COUNTER_PER_BATTLE
 
 XBOX_FIRST = 5_000
 PS_FIRST = 1_073_740_000
 
 
 def row(account_id: int, battles: int = 10, nickname: str | None = None) -> list[Any]:
-    counters = [battles, *range(1, len(COUNTERS))]
+    """A plausible row: every counter within the game's bounds for ``battles``."""
+    b = battles
+    counters = [b, b // 2, b // 3, 0, b, b, 900 * b, 700 * b, b, b, 400 * b, 4 * b, 6 * b, b // 4]
+    assert len(counters) == len(COUNTERS)
     return [account_id, nickname or f"p{account_id}", 1_400_000_000, 1_700_000_000, *counters]
+
+
+def set_aside(msg: dict[str, Any], match: str) -> FetchResult:
+    """The result is accepted, the one odd row set aside with a reason matching ``match``."""
+    result = validate_result(msg)
+    assert len(result.set_aside) == 1, result.set_aside
+    assert re.search(match, result.set_aside[0].reason), result.set_aside[0].reason
+    assert len(result.rows) + 1 + result.empty == result.spec.size
+    return result
 
 
 def message(first: int = XBOX_FIRST, size: int = 100, accounts: int = 3, **extra: Any) -> dict:
@@ -141,44 +155,115 @@ def test_duplicate_ids() -> None:
 
 @pytest.mark.parametrize(
     ("value", "why"),
-    [(-1, "negative"), (1.0, "float"), (2.5, "float"), (True, "bool"), (False, "bool"),
-     (2**53, "huge"), (10**30, "huge"), ("5", "string"), (None, "null"), ([1], "list")],
+    [(1.0, "float"), (2.5, "float"), (True, "bool"), (False, "bool"), ("5", "string"),
+     (None, "null"), ([1], "list")],
 )  # fmt: skip
 @pytest.mark.parametrize("counter", ["battles", "survived_battles"])
-def test_bad_counters(value: object, why: str, counter: str) -> None:
+def test_counters_of_the_wrong_type_refuse_the_result(
+    value: object, why: str, counter: str
+) -> None:
     r = row(XBOX_FIRST)
     r[COLUMNS.index(counter)] = value
-    rejects(message(rows=[r], empty=99), f"counter {counter} = ")
+    rejects(message(rows=[r], empty=99), f"counter {counter} = .* not an integer")
 
 
-def test_largest_counter_is_accepted() -> None:
-    r = row(XBOX_FIRST)
-    r[COLUMNS.index("damage_dealt")] = 2**53 - 1
-    validate_result(message(rows=[r], empty=99))
+@pytest.mark.parametrize(
+    ("counter", "value", "why"),
+    [("battles", -1, "battles -1 not within"), ("battles", 2**53, "not within"),
+     ("battles", 10**30, "not within"), ("survived_battles", -1, "negative"),
+     ("survived_battles", 11, "above 10"), ("wins", 11, "wins 11 above 10"),
+     ("damage_dealt", 100_000 * 10 + 1, "damage_dealt .* per battle"),
+     ("frags", 301, "frags 301 above 300"), ("shots", 2**53 - 1, "shots")],
+)  # fmt: skip
+def test_counters_beyond_the_game_are_set_aside(counter: str, value: int, why: str) -> None:
+    r = row(XBOX_FIRST, battles=10)
+    r[COLUMNS.index(counter)] = value
+    result = set_aside(message(rows=[r, row(XBOX_FIRST + 1)], empty=98), why)
+    assert [x[0] for x in result.rows] == [XBOX_FIRST + 1]
+    assert result.set_aside[0].account_id == XBOX_FIRST
 
 
-@pytest.mark.parametrize("value", [-1, 1.5, "1700000000", True, 2**40])
+@pytest.mark.parametrize(
+    ("edit", "why"),
+    [({"wins": 5, "losses": 5, "draws": 1}, "wins \\+ losses \\+ draws above battles"),
+     ({"hits": 61, "shots": 60}, "hits 61 above shots 60"),
+     ({"battles": 0}, "above 0")],
+)  # fmt: skip
+def test_cross_field_rules(edit: dict[str, int], why: str) -> None:
+    r = row(XBOX_FIRST, battles=10)
+    for name, value in edit.items():
+        r[COLUMNS.index(name)] = value
+    set_aside(message(rows=[r], empty=99), why)
+
+
+def test_counters_at_their_bounds_are_accepted() -> None:
+    r = row(XBOX_FIRST, battles=2_000_000)
+    for name, per_battle in COUNTER_PER_BATTLE.items():
+        r[COLUMNS.index(name)] = per_battle * 2_000_000
+    r[COLUMNS.index("wins")], r[COLUMNS.index("losses")] = 1_000_000, 1_000_000
+    r[COLUMNS.index("draws")], r[COLUMNS.index("hits")] = 0, r[COLUMNS.index("shots")]
+    result = validate_result(message(rows=[r], empty=99))
+    assert result.set_aside == [] and len(result.rows) == 1
+
+
+@pytest.mark.parametrize("value", [1.5, "1700000000", True])
 @pytest.mark.parametrize("column", ["created_at", "last_battle_time"])
-def test_bad_times(value: object, column: str) -> None:
+def test_times_of_the_wrong_type_refuse_the_result(value: object, column: str) -> None:
     r = row(XBOX_FIRST)
     r[COLUMNS.index(column)] = value
-    rejects(message(rows=[r], empty=99), f"bad {column}")
+    rejects(message(rows=[r], empty=99), f"{column} .* not an integer")
+
+
+NOW = 1_800_000_000
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("created_at", -1), ("created_at", 2**40), ("created_at", 1_300_000_000),
+     ("created_at", NOW + 2 * 86_400), ("last_battle_time", -1), ("last_battle_time", 2**40),
+     ("last_battle_time", 1_399_999_999), ("last_battle_time", NOW + 2 * 86_400)],
+)  # fmt: skip
+def test_times_outside_the_game_are_set_aside(column: str, value: int) -> None:
+    r = row(XBOX_FIRST)  # created 1_400_000_000
+    r[COLUMNS.index(column)] = value
+    result = validate_result(message(rows=[r], empty=99), now=NOW)
+    assert len(result.set_aside) == 1 and column in result.set_aside[0].reason
+
+
+@pytest.mark.parametrize("last", [0, None, 1_400_000_000, NOW + 3600])
+def test_times_accepted(last: int | None) -> None:
+    r = row(XBOX_FIRST)
+    r[COLUMNS.index("last_battle_time")] = last
+    assert validate_result(message(rows=[r], empty=99), now=NOW).set_aside == []
+
+
+@pytest.mark.parametrize("nickname", [None, 42, ["name"]])
+def test_nicknames_of_the_wrong_type_refuse_the_result(nickname: object) -> None:
+    r = row(XBOX_FIRST)
+    r[1] = nickname
+    rejects(message(rows=[r], empty=99), "nickname is not a string")
 
 
 @pytest.mark.parametrize(
     "nickname",
-    ["", "x" * 65, "tab\there", "new\nline", "nul\x00", "bell\x07", "del\x7f", "\ud800",
-     None, 42, ["name"]],
+    ["", "x" * 65, "tab\there", "new\nline", "nul\x00", "bell\x07", "del\x7f", "\x85c1",
+     "\ud800"],
 )  # fmt: skip
-def test_bad_nicknames(nickname: object) -> None:
+def test_bad_nicknames_are_set_aside(nickname: str) -> None:
     r = row(XBOX_FIRST)
     r[1] = nickname
-    rejects(message(rows=[r], empty=99), "bad nickname")
+    set_aside(message(rows=[r], empty=99), "nickname")
 
 
-@pytest.mark.parametrize("nickname", ["x" * 64, "a", "Dr. Tank_99", "Ünïcödé-名前", "back\\slash"])
+@pytest.mark.parametrize(
+    "nickname",
+    ["x" * 64, "a", "Dr. Tank_99", "Ünïcödé-名前", "back\\slash", "Gamer Tag 7",
+     "no\u00a0break", "zero\u200bwidth", "tank\U0001f525", "new emoji \U0001fafa",
+     "игрок#1234", "プレイヤー-x", "family \U0001f468\u200d\U0001f469\u200d\U0001f467"],
+)  # fmt: skip
 def test_good_nicknames(nickname: str) -> None:
-    validate_result(message(rows=[row(XBOX_FIRST, nickname=nickname)], empty=99))
+    result = validate_result(message(rows=[row(XBOX_FIRST, nickname=nickname)], empty=99))
+    assert result.set_aside == [] and result.rows[0][1] == nickname
 
 
 @pytest.mark.parametrize("cut", [1, len(COLUMNS) - 1])
@@ -322,6 +407,7 @@ def test_garbage_never_raises_anything_but_invalid_result(raw: object) -> None:
     except InvalidResult:
         return
     # whatever passed is internally consistent and survives a JSON round trip
-    assert len(result.rows) + result.empty == result.spec.size
-    assert len({r[0] for r in result.rows}) == len(result.rows)
+    ids = [r[0] for r in result.rows] + [s.account_id for s in result.set_aside]
+    assert len(ids) + result.empty == result.spec.size
+    assert len(set(ids)) == len(ids)
     assert validate_result(json.loads(json.dumps(result.to_message()))) == result

@@ -359,3 +359,34 @@ def test_public_names_are_exported_and_documented() -> None:
         public = {n for n, v in vars(module).items()
                   if not n.startswith("_") and getattr(v, "__module__", None) == module.__name__}
         assert public <= set(module.__all__), (module.__name__, public - set(module.__all__))
+
+
+def test_strict_window_counts_every_arrival_for_one_second() -> None:
+    """The strict reading: N per sliding second, refusals counted, no burst credit."""
+    clock = FakeClock()
+    sim, client = make(keys={"demo": 4.0}, clock=clock, strict_window=True)
+    answers = []
+    for _ in range(5):  # 0.0, 0.3, 0.6, 0.9: ok; 1.2 sees 0.3/0.6/0.9 (3 < 4): ok
+        answers.append(info(client, account_id="5000")["status"])
+        clock.now += 0.3
+    assert answers == ["ok"] * 5
+    clock.now = 2000.0
+    burst = [info(client, account_id="5000")["status"] for _ in range(6)]
+    assert burst == ["ok"] * 4 + ["error"] * 2
+    clock.now += 0.999  # all six still inside the second: refused, and counted again
+    assert error_of(info(client, account_id="5000")) == ("REQUEST_LIMIT_EXCEEDED", 407)
+    clock.now += 0.0011  # the burst has left the window; the one refusal at +0.999 remains
+    assert info(client, account_id="5000")["status"] == "ok"
+    stats = sim.stats()
+    assert stats["limit"] == "window"
+    assert stats["outcomes"] == {"ok": 10, "limit": 3}
+    assert stats["peak_per_second"] == {"demo": 7}
+
+
+def test_strict_window_accepts_exact_pacing_at_the_rate() -> None:
+    clock = FakeClock()
+    sim, client = make(keys={"demo": 20.0}, clock=clock, strict_window=True)
+    for _ in range(200):
+        assert info(client, account_id="5000")["status"] == "ok"
+        clock.now += 0.05 + 1e-9
+    assert sim.stats()["peak_per_second"] == {"demo": 20}

@@ -1,0 +1,144 @@
+"""The nodes' HTTP API: register, lease (heartbeat), report a key; public volunteer list.
+
+A node authenticates with ``Authorization: Bearer <node id>.<secret>`` over HTTPS; the
+server keeps only the secret's hash. The routes are thin: each calls the node services
+in one transaction and maps the node domain's errors to HTTP statuses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from ...nodes.interfaces import LeaseError, NodeAuthError, NodeError, NodeNotAllowed, UnknownKey
+from ...nodes.models import Node
+from ...nodes.services import NodeService, node_service
+from ..deps import DbSession, reader, state_of
+from .params import API_PREFIX
+
+__all__ = ["public_router", "router"]
+
+router = APIRouter(prefix=API_PREFIX + "/nodes", tags=["nodes"])
+public_router = APIRouter(prefix=API_PREFIX, tags=["nodes"])
+
+_Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\w .@-]+$")]
+
+
+class RegisterIn(BaseModel):
+    invite: Annotated[str | None, Field(max_length=100)] = None
+    name: _Name | None = None
+    version: Annotated[str | None, Field(max_length=32)] = None
+
+
+class RegisterOut(BaseModel):
+    node_id: int
+    secret: str
+    state: str
+
+
+class LeaseIn(BaseModel):
+    #: renew this lease (a heartbeat) instead of taking a new one
+    lease_id: Annotated[int | None, Field(ge=1, lt=2**31)] = None
+    version: Annotated[str | None, Field(max_length=32)] = None
+
+
+class KeyReportIn(BaseModel):
+    app_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+    reason: Annotated[str, Field(max_length=200)]
+
+
+class VolunteerOut(BaseModel):
+    name: str
+    chunks: int
+    accounts: int
+    trust: float
+    state: str
+
+
+def _write_session(request: Request) -> Iterator[Session]:
+    """One transaction per request, committed when the route returns."""
+    with state_of(request).sessions.begin() as session:
+        yield session
+
+
+WriteSession = Annotated[Session, Depends(_write_session)]
+
+
+def _service(request: Request, session: WriteSession) -> NodeService:
+    state = state_of(request)
+    broker = getattr(request.app.state, "broker_admin", None)
+    return node_service(session, state.settings, broker)
+
+
+Service = Annotated[NodeService, Depends(_service)]
+
+
+def _node(service: Service, authorization: Annotated[str | None, Header()] = None,
+          x_node_version: Annotated[str | None, Header(max_length=32)] = None) -> Node:  # fmt: skip
+    scheme, _, credential = (authorization or "").partition(" ")
+    node_text, _, secret = credential.partition(".")
+    if scheme.lower() != "bearer" or not node_text.isdigit() or not secret or len(node_text) > 9:
+        raise HTTPException(401, "node credentials required (Bearer <id>.<secret>)",
+                            headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+    try:
+        return service.authenticate(int(node_text), secret, x_node_version)
+    except NodeAuthError as exc:
+        raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+
+
+AuthNode = Annotated[Node, Depends(_node)]
+
+
+def _http(exc: NodeError) -> HTTPException:
+    if isinstance(exc, NodeAuthError):
+        return HTTPException(401, str(exc))
+    if isinstance(exc, NodeNotAllowed):
+        return HTTPException(403, str(exc))
+    if isinstance(exc, LeaseError | UnknownKey):
+        return HTTPException(409, str(exc))
+    return HTTPException(503, str(exc))
+
+
+@router.post("/register", response_model=RegisterOut, status_code=201)
+def register(body: RegisterIn, service: Service) -> RegisterOut:
+    """Enrol a node; with a valid invite it is approved at once, else it waits."""
+    try:
+        node, secret = service.register(invite=body.invite, name=body.name, version=body.version)
+    except NodeError as exc:
+        raise _http(exc) from None
+    return RegisterOut(node_id=node.id, secret=secret, state=node.state.value)
+
+
+@router.post("/lease")
+def lease(body: LeaseIn, node: AuthNode, service: Service) -> dict[str, Any]:
+    """A lease (or its renewal): broker URL, keys and rates, expiry, required version."""
+    try:
+        return service.lease(node, renew=body.lease_id).as_json()
+    except NodeError as exc:
+        raise _http(exc) from None
+
+
+@router.post("/key-report", status_code=204)
+def key_report(body: KeyReportIn, node: AuthNode, service: Service) -> None:
+    """The node found a key unusable: recorded for the operator (table and metric)."""
+    service.report_key(node, body.app_id, body.reason)
+
+
+@public_router.get("/volunteers", response_model=list[VolunteerOut],
+                   dependencies=[Depends(reader)])  # fmt: skip
+def volunteers(session: DbSession) -> list[VolunteerOut]:
+    """Approved and quarantined nodes by public name: credit and trust (no hostnames)."""
+    from sqlalchemy import select
+
+    from ...nodes.models import NodeState
+
+    rows = session.execute(
+        select(Node).where(Node.state.in_([NodeState.approved, NodeState.quarantined]))
+        .order_by(Node.accounts_stored.desc(), Node.id)
+    ).scalars()  # fmt: skip
+    return [VolunteerOut(name=n.name, chunks=n.chunks_stored, accounts=n.accounts_stored,
+                         trust=round(n.trust, 3), state=n.state.value) for n in rows]  # fmt: skip

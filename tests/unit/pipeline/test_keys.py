@@ -1,0 +1,59 @@
+"""A node's lasting request streams: chunks from several threads share one client and limiter."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from battletracker.pipeline import keys
+from battletracker.pipeline.result import ChunkSpec, FetchResult
+from battletracker.settings import Settings, parse_keys
+from battletracker.wargaming.simulator import XBOX_MIN, Population, Simulator, serve
+
+POPULATION = Population(seed=9, xbox_ids=3_000, ps_ids=0, new_per_day=0)
+
+
+@pytest.fixture(autouse=True)
+def fresh_keys() -> Iterator[None]:
+    keys.forget_keys()
+    yield
+    keys.forget_keys()
+
+
+def test_chunks_from_threads_share_one_client_and_one_limiter() -> None:
+    sim = Simulator(POPULATION, keys={"k": 200.0}, strict_window=True)
+    with serve(sim) as running:
+        settings = Settings().replace(wg_api_url=running.url, wg_keys=parse_keys("k:200"))
+        specs = [ChunkSpec(i + 1, 1, "xbox", XBOX_MIN + i * 1000, XBOX_MIN + i * 1000 + 999)
+                 for i in range(3)]  # fmt: skip
+        results: dict[int, FetchResult] = {}
+
+        def fetch(spec: ChunkSpec) -> None:
+            results[spec.chunk_id] = keys.fetch_on_node(spec, settings, "node-1")
+
+        threads = [threading.Thread(target=fetch, args=(s,)) for s in specs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    assert sorted(results) == [1, 2, 3]
+    truth = {i for i, _ in POPULATION.truth(0)}
+    for spec in specs:
+        got = {row[0] for row in results[spec.chunk_id].rows}
+        assert got == {i for i in truth if spec.first_id <= i <= spec.last_id}
+    assert len(keys._CLIENTS) == 1 and len(keys._BUCKETS) == 1
+    stats = sim.stats()
+    assert stats["outcomes"] == {"ok": 30}
+    assert stats["peak_per_second"]["k"] <= 200
+
+
+def test_forget_keys_drops_the_lasting_clients() -> None:
+    sim = Simulator(POPULATION, keys={"k": 100.0})
+    with serve(sim) as running:
+        settings = Settings().replace(wg_api_url=running.url, wg_keys=parse_keys("k:100"))
+        keys.fetch_on_node(ChunkSpec(1, 1, "xbox", XBOX_MIN, XBOX_MIN + 99), settings)
+        assert keys._CLIENTS
+        keys.forget_keys()
+    assert not keys._CLIENTS and not keys._BUCKETS
