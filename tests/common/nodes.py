@@ -19,6 +19,7 @@ from urllib.parse import quote, unquote, urlsplit
 import httpx
 
 from battletracker.settings import Settings
+from battletracker.web.secret import new_secret_key
 from battletracker.web.server import ServerHandle, serve_in_thread
 from tests.common.services import run_cli
 
@@ -39,7 +40,8 @@ def node_server_env(db: Settings, broker: str, prefix: str, lease_seconds: int =
         "BATTLETRACKER_BROKER_ADMIN_URL": management_url(),
         "BATTLETRACKER_NODE_USER_PREFIX": prefix,
         "BATTLETRACKER_LEASE_SECONDS": str(lease_seconds),
-        "BATTLETRACKER_SECRET_KEY": "test-server-secret",
+        # the web app refuses short or placeholder keys (issue 15b)
+        "BATTLETRACKER_SECRET_KEY": new_secret_key(),
     }
 
 
