@@ -40,6 +40,7 @@ def node_server_env(db: Settings, broker: str, prefix: str, lease_seconds: int =
         "BATTLETRACKER_BROKER_ADMIN_URL": management_url(),
         "BATTLETRACKER_NODE_USER_PREFIX": prefix,
         "BATTLETRACKER_LEASE_SECONDS": str(lease_seconds),
+        # the web app refuses short or placeholder keys (issue 15b)
         "BATTLETRACKER_SECRET_KEY": new_secret_key(),
     }
 
