@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .constants import PS_THRESHOLD
+from .release import VersionError, parse_version
 
 __all__ = [
     "ApiKey",
@@ -128,6 +129,11 @@ class Settings:
     #: Node side: where ``node register`` keeps the identity and the lease (empty: the
     #: user's config directory).
     node_dir: str = ""
+    # -- volunteer install (issue 14): what the server offers nodes to install from ------
+    #: The wheel the server offers nodes to install and upgrade from ("": none offered).
+    node_wheel: str = ""
+    #: A pip constraints file the server offers nodes to install with ("": none offered).
+    node_constraints: str = ""
     # -- operator stack (issue 15a): Elasticsearch/Kibana, database roles ---------------------
     #: Replicas of each exported index: 0 on a single node (a replica there has nowhere to
     #: go and keeps the cluster yellow); 1 on a cluster of two or more.
@@ -345,6 +351,13 @@ def _validate(s: Settings) -> None:
     for name in ("node_broker_url", "broker_admin_url"):
         url = getattr(s, name)
         need(not url or "://" in url, f"{name}: {url!r} must be a URL")
+    if s.required_node_version:
+        try:
+            parse_version(s.required_node_version)
+        except VersionError as exc:
+            raise SettingsError(f"required_node_version: {exc}") from None
+    need(not s.node_wheel or s.node_wheel.endswith(".whl"),
+         f"node_wheel: {s.node_wheel!r} must be the path of a .whl file")
     for name in ("web_trusted_proxies", "metrics_networks"):
         try:
             parse_networks(getattr(s, name))
