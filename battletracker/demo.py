@@ -21,7 +21,7 @@ from typing import Any
 import click
 from sqlalchemy import text
 
-from .app import QUEUES, app, configure
+from .app import QUEUES, app, celery_options, configure
 from .db import dispose_engines, engine_for, make_engine
 from .migrate import upgrade
 from .settings import ApiKey, IdRange, Settings
@@ -57,11 +57,36 @@ def embedded_database(directory: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
+def enrolled_node(settings: Settings, directory: Path) -> Iterator[Settings]:
+    """Enrol the demo's worker as a volunteer node, as ``node register`` does over HTTP.
+
+    The server stores only signed results of enrolled nodes (docs/nodes.md), the demo's
+    too: yields the settings with the node's directory (identity, lease) set.
+    """
+    from .db import session_scope
+    from .nodes.services import node_service
+    from .volunteer.register import register
+    from .web.server import serve_in_thread
+
+    with serve_in_thread(settings) as web:
+        with session_scope(settings) as session:
+            code = node_service(session, settings).invite("demo node")
+        register(web.url, directory, invite=code, name="demo node")
+        yield settings.replace(node_dir=str(directory))
+
+
+@contextlib.contextmanager
 def in_process_worker(settings: Settings) -> Iterator[Any]:
-    """A Celery worker thread on the in-memory broker, consuming every queue."""
+    """A Celery worker thread on the in-memory broker, consuming every queue.
+
+    The one worker is the server's and the node's at once: ``settings`` (with a node
+    directory) make its fetches signed, and the server's queues and exchanges are kept,
+    since the in-memory broker has nobody else to declare them.
+    """
     from celery.contrib.testing.worker import start_worker
 
     configure(settings)
+    app.conf.update(task_queues=celery_options(settings.replace(node_dir=""))["task_queues"])
     # the in-memory transport polls its queues; the default 1 s would dominate a demo night
     app.conf.broker_transport_options = {"polling_interval": 0.01}
     with start_worker(
@@ -127,7 +152,7 @@ def run_demo(
         )
         upgrade(settings)
         started = time.monotonic()
-        with in_process_worker(settings):
+        with enrolled_node(settings, root / "node") as node, in_process_worker(node):
             for night in range(1, days + 1):
                 sim.day = night
                 day = population.date_of(night)

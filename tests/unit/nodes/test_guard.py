@@ -52,6 +52,16 @@ def test_everything_else_is_refused_with_its_reason() -> None:
     assert check_message(garbage, STORE_TASK, 10_000)[0] == "bad_envelope"  # type: ignore[index]
 
 
+def test_the_store_tasks_own_time_limits_pass_and_no_others() -> None:
+    # the server's own app (and the demo's in-process worker) stamps the task's limits
+    own = (25 * 60, 20 * 60)
+    stamped = Message(STORE_TASK, [{}], timelimit=list(own))
+    assert check_message(stamped, STORE_TASK, 10_000, own) is None
+    for other in ([1, None], [None, 1], [own[0] * 10, own[1] * 10]):
+        forged = Message(STORE_TASK, [{}], timelimit=other)
+        assert check_message(forged, STORE_TASK, 10_000, own) == ("bad_envelope", "time limits")
+
+
 def test_the_size_limit_fits_a_real_result_of_a_full_chunk() -> None:
     # a 10,000-id chunk with an account on every id and the widest values: the issue's
     # ~3.5 MB, with room to spare, and a limit far below what would hurt the server
