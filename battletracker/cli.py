@@ -277,25 +277,48 @@ def demo(players: int, days: int, directory: str, serve: bool, port: int) -> Non
     sys.exit(run_demo(players=players, days=days, directory=directory, serve=serve, port=port))
 
 
-def _register_plugins() -> None:
-    """Sub-command groups owned by other packages of battletracker."""
-    from .admin import cycle_list, doctor_command, export_cli, ranges_cli
-    from .nodes.cli import keys_cli, nodes_cli
-    from .report.cli import report_command
-    from .stats.cli import stats_cli
-    from .volunteer.cli import node_cli
-    from .web.cli import web_command
+def _needs_server(name: str, missing: str) -> click.Command:
+    """Stands in for a server command group whose module cannot load on a node's install."""
 
-    main.add_command(web_command, "web")
-    main.add_command(stats_cli, "stats")
-    main.add_command(nodes_cli, "nodes")
-    main.add_command(keys_cli, "keys")
-    main.add_command(node_cli, "node")
-    main.add_command(ranges_cli, "ranges")
-    main.add_command(export_cli, "export")
-    main.add_command(doctor_command, "doctor")
-    cycle.add_command(cycle_list, "list")
-    main.add_command(report_command)
+    def refuse() -> None:
+        raise click.UsageError(
+            f"'{name}' runs on the operator's server and needs the server install "
+            f"(missing {missing!r}): pip install 'battletracker[server]'"
+        )
+
+    return click.Command(name, callback=refuse, help="(needs the server install)",
+                         context_settings={"ignore_unknown_options": True,
+                                           "allow_extra_args": True})  # fmt: skip
+
+
+def _register_plugins() -> None:
+    """Sub-command groups owned by other packages of battletracker.
+
+    A group whose module needs a server package is replaced, on a node's slim install, by
+    a command that says which install it needs: ``battletracker node …`` must work there.
+    """
+    from importlib import import_module
+
+    for group, name, module, attr in (
+        (main, "web", ".web.cli", "web_command"),
+        (main, "stats", ".stats.cli", "stats_cli"),
+        (main, "nodes", ".nodes.cli", "nodes_cli"),
+        (main, "keys", ".nodes.cli", "keys_cli"),
+        (main, "node", ".volunteer.cli", "node_cli"),
+        (main, "ranges", ".admin", "ranges_cli"),
+        (main, "export", ".admin", "export_cli"),
+        (main, "doctor", ".admin", "doctor_command"),
+        (cycle, "list", ".admin", "cycle_list"),
+        (main, "report", ".report.cli", "report_command"),
+        (main, "bench", ".bench.cli", "bench_command"),
+    ):
+        try:
+            command = getattr(import_module(module, __package__), attr)
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] not in SERVER_PACKAGES:
+                raise
+            command = _needs_server(name, exc.name or "")
+        group.add_command(command, name)
 
 
 _register_plugins()

@@ -9,12 +9,15 @@ the database layer. What it tells the server goes by task *name*
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import time
 from typing import Any
 
 from celery.exceptions import Ignore, Reject
 
 from ..app import PipelineTask, app, current_settings
+from ..release import installed_version, needs_newer
 from ..volunteer.lease import LeaseKeeper, keeper_for
 from ..volunteer.stopper import request_stop
 from ..wargaming.errors import KeyUnusable, MethodDisabled, RequestBug, WargamingError
@@ -38,6 +41,12 @@ log = logging.getLogger(__name__)
 )
 def fetch_range(self: PipelineTask, chunk: dict[str, Any]) -> dict[str, Any]:
     """Fetch a chunk with this node's keys; the result goes on to ``store_results``."""
+    wanted = needs_newer(chunk)  # issue 14: too old for this chunk: hand it back, upgrade
+    if wanted is not None:
+        log.warning("chunk needs battletracker %s, this node runs %s: handed back, "
+                    "worker stops", wanted, installed_version())  # fmt: skip
+        _stop_this_worker()
+        raise Reject(f"needs battletracker {wanted}", requeue=True)
     spec = ChunkSpec.from_message(chunk)
     settings = current_settings()
     node = self.request.hostname or ""
@@ -90,6 +99,17 @@ def _notify(spec: ChunkSpec, chunk: dict[str, Any], keeper: LeaseKeeper | None, 
         app.send_task("battletracker.store_results", args=(message,))
     except Exception as exc:  # a notice is best effort: the fetch goes on without it
         log.warning("chunk %s: notice not sent: %s", spec.chunk_id, exc)
+
+
+def _stop_this_worker() -> None:
+    """Stop this worker (not by broadcast): ``node run`` then checks versions and upgrades."""
+    from billiard.process import current_process
+    from celery.worker import state
+
+    if current_process().name != "MainProcess":  # prefork: the worker is our parent
+        os.kill(os.getppid(), signal.SIGTERM)
+    else:  # threads or solo pool: the consumer loop checks this flag between messages
+        state.should_stop = 0
 
 
 def _back_off(seconds: float) -> None:

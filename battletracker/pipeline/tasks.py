@@ -30,6 +30,7 @@ from ..app import PipelineTask, app, current_settings
 from ..models import Chunk, ChunkStatus, Cycle, CycleStatus
 from ..nodes.intake import intake_result
 from ..nodes.verify import dispatch_fields, dispatch_key
+from ..release import MIN_VERSION_KEY, required_version
 from . import metrics
 from .boards import materialise_cycle as materialise_stage
 from .coordinator import (
@@ -80,9 +81,11 @@ def publish_chunks(specs: Sequence[ChunkSpec]) -> None:
     settings = current_settings()
     expires = max(next_due_time(now, settings), now + MIN_FETCH_EXPIRY)
     key = dispatch_key(settings.secret_key)  # issue 12: dispatch tokens
+    # issue 14: a node older than this requeues the chunk untouched and upgrades itself
+    wanted = {MIN_VERSION_KEY: required_version(settings)}
     with app.producer_or_acquire() as producer:
         for spec in specs:
-            message = {**spec.to_message(), **dispatch_fields(
+            message = {**spec.to_message(), **wanted, **dispatch_fields(
                 key, spec.chunk_id, spec.cycle_id, spec.first_id, spec.last_id, spec.attempt)}
             fetch_range.apply_async((message,), link=store_results.s(), producer=producer,
                                     expires=expires)  # fmt: skip
@@ -148,7 +151,7 @@ def store_results(self: PipelineTask, result: object) -> str:
     notice, see :mod:`.store`); the store that completes a cycle sends the diffs.
     Unauthenticated results change nothing (see nodes/intake.py)."""
     with metrics.STORE_SECONDS.time():
-        report = intake_result(self.settings, result)  # issue 12: node + dispatch first
+        report = intake_result(self.settings, result, publish_chunks)  # issue 12: nodes/intake.py
     metrics.RESULTS.labels(report.outcome.value).inc()
     if report.outcome == StoreOutcome.stored:
         metrics.STORE_ROWS.inc(report.accounts)

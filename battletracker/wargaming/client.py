@@ -34,12 +34,12 @@ AccountInfo = dict[int, dict[str, Any] | None]
 
 
 def _on_wire(on_send: Callable[[], None] | None) -> dict[str, Any]:
-    """httpcore's trace hook, reduced to "the request headers start going out now"."""
+    """httpcore's trace hook, reduced to "the request headers went out just now"."""
     if on_send is None:
         return {}
 
     async def trace(event: str, info: dict[str, Any]) -> None:
-        if event.endswith("send_request_headers.started"):
+        if event.endswith("send_request_headers.complete"):
             on_send()
 
     return {"trace": trace}
@@ -86,8 +86,8 @@ class WargamingClient:
     ) -> AccountInfo:
         """Fetch up to 100 accounts; every id asked is in the answer (None: no account).
 
-        ``on_send`` is called the moment the request's first byte goes on the wire (after
-        any connection set-up), so a rate limiter can count it when the API will.
+        ``on_send`` is called once the request's headers are on the wire (after any
+        connection set-up and queueing), so a rate limiter can count it when the API will.
         """
         ids = list(dict.fromkeys(account_ids))
         if not ids or len(ids) > MAX_IDS:
