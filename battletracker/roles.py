@@ -122,13 +122,6 @@ def grant_sql() -> list[str]:
           END LOOP;
         END $$""",
         f"GRANT SELECT ON leaderboard_entries TO {WEB_ROLE}",
-        # the web app's login sessions (issue 15b; the table comes with migration 0008)
-        f"""
-        DO $$ BEGIN
-          IF to_regclass('web_sessions') IS NOT NULL THEN
-            GRANT SELECT, INSERT, UPDATE, DELETE ON web_sessions TO {WEB_ROLE};
-          END IF;
-        END $$""",
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON leaderboard_entries TO {WORKER_ROLE}",
         f"""
         DO $$ DECLARE t text; s text; BEGIN
