@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from .errors import BadResponse, RequestBug, TransportError, error_from_envelope
+from .errors import BadResponse, HttpStatusError, TransportError, error_from_envelope
 
 __all__ = ["ACCOUNT_FIELDS", "MAX_IDS", "AccountInfo", "WargamingClient"]
 
@@ -117,12 +117,12 @@ class WargamingClient:
         def bad(message: str) -> BadResponse:
             return BadResponse(message, endpoint=self.endpoint, account_ids=ids)
 
-        if response.status_code >= 500 or response.status_code == 429:
-            raise bad(f"HTTP {response.status_code}")
         if response.status_code != 200:
-            raise RequestBug(
-                f"HTTP {response.status_code}", endpoint=self.endpoint, account_ids=ids
-            )
+            # the API answers its own errors with 200; anything else is a proxy's
+            raise HttpStatusError(
+                f"HTTP {response.status_code}", status=response.status_code,
+                endpoint=self.endpoint, account_ids=ids,
+            )  # fmt: skip
         try:
             body = json.loads(response.content)
         except ValueError as exc:

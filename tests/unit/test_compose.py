@@ -145,6 +145,10 @@ def test_prometheus_scrapes_web_and_workers_and_grafana_shows_the_night() -> Non
     targets = {job["job_name"]: job["static_configs"][0]["targets"]
                for job in prom["scrape_configs"]}
     assert targets["web"] == ["web:8000"]
+    # the web app answers /metrics without a token to Prometheus's fixed address only
+    address = SERVICES_["prometheus"]["networks"]["backend"]["ipv4_address"]
+    allowed = SERVICES_["web"]["environment"]["BATTLETRACKER_METRICS_NETWORKS"].split(",")
+    assert f"{address}/32" in allowed and not any(n.startswith("172.28.0.0") for n in allowed)
     assert "worker:9100" in targets["worker"]
     assert SERVICES_["worker"]["environment"]["BATTLETRACKER_WORKER_METRICS_PORT"] == "9100"
     dash = json.loads((ROOT / "deploy/grafana/dashboards/night.json").read_text())
