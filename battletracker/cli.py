@@ -242,9 +242,11 @@ def cycle_retry(ctx: click.Context, date_text: str | None) -> None:
 @click.option("--day", default=0, show_default=True, type=click.IntRange(0))
 @click.option("--keys", default="demo:20", show_default=True, help="appid:rps,...")
 @click.option("--latency", default="0,0", show_default=True, help="min,max seconds")
+@click.option("--strict-window", is_flag=True,
+              help="Count each key's requests in a sliding one-second window (refusals too).")
 def simulator(
     host: str, port: int, seed: int, xbox_ids: int, ps_ids: int, new_per_day: int,
-    day: int, keys: str, latency: str,
+    day: int, keys: str, latency: str, strict_window: bool,
 ) -> None:  # fmt: skip
     """Serve the Wargaming API simulator (POST /_sim/day {"day": N} advances it)."""
     from .wargaming.simulator import run_forever
@@ -257,6 +259,7 @@ def simulator(
     run_forever(
         host=host, port=port, seed=seed, xbox_ids=xbox_ids, ps_ids=ps_ids,
         new_per_day=new_per_day, day=day, keys=key_map, latency=(lo, hi),
+        strict_window=strict_window,
     )  # fmt: skip
 
 

@@ -23,6 +23,7 @@ def ids_per_second_svg(
     target: float | None = None,
     width: int = 720,
     height: int = 320,
+    smooth: int = 5,
 ) -> str:
     """``series`` of (seconds, ids/s) as an SVG document; ``target`` as a dashed line."""
     left, right, top, bottom = 70, 20, 40, 45
@@ -73,8 +74,18 @@ def ids_per_second_svg(
             f'<text x="{left + plot_w - 4}" y="{py(target) - 6:.1f}" '
             f'text-anchor="end" fill="#c33">target {target:,.0f} ids/s</text>'
         )
-    points = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(xs, ys, strict=False))
+    raw = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(xs, ys, strict=False))
+    out.append(f'<polyline points="{raw}" fill="none" stroke="#b8c7dc" stroke-width="1"/>')
+    # chunks land in steps of a chunk's ids: the mean over ``smooth`` points reads better
+    half = smooth // 2
+    windows = [ys[max(0, i - half) : i + half + 1] for i in range(len(ys))]
+    mean = [sum(w) / len(w) for w in windows]
+    points = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(xs, mean, strict=False))
     out.append(f'<polyline points="{points}" fill="none" stroke="#1f5fa8" stroke-width="2"/>')
+    out.append(
+        f'<text x="{left + 6}" y="{top + 14}" fill="#1f5fa8">blue: mean over {smooth} '
+        "steps; grey: each step</text>"
+    )
     out.append(
         f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#999"/>'
     )

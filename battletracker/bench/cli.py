@@ -121,10 +121,10 @@ def bench_command(
         ),
         "night": lambda: night.run(
             sizes=list(night_players)
-            or list([(2_000, 10_000), (100_000, 500_000), (1_000_000, 5_000_000)][pick])
+            or list([(2_000, 10_000), (20_000, 100_000), (1_000_000, 5_000_000)][pick])
         ),
         "web": lambda: web.run(
-            players=sized(web_players, 2_000, 100_000, 5_000_000), seconds=(3.0, 20.0, 60.0)[pick]
+            players=sized(web_players, 2_000, 50_000, 5_000_000), seconds=(3.0, 20.0, 60.0)[pick]
         ),
     }
     info = machine()

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
+import httpx
+
 __all__ = ["Usage", "Worker", "broker_root", "consumers", "rabbit_vhost", "usage_of_group"]
 
 MANAGEMENT_ENV = "BATTLETRACKER_TEST_BROKER_ADMIN_URL"
@@ -30,8 +32,6 @@ def management_url() -> str:
 
 def consumers(broker: str, queue: str) -> int:
     """Consumers of ``queue`` in the vhost of ``broker`` (0 if it is not declared yet)."""
-    import httpx
-
     vhost = urlsplit(broker).path.lstrip("/") or "/"
     parts = urlsplit(management_url())
     base = f"{parts.scheme}://{parts.hostname}:{parts.port or 15672}/api/"
@@ -172,8 +172,11 @@ class Worker:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker {self.name} died:\n{self.log.read_text()[-3000:]}")
-            if consumers(broker, self.queue) > before:
-                return
+            try:
+                if consumers(broker, self.queue) > before:
+                    return
+            except (OSError, httpx.HTTPError):  # the management API restarting: ask again
+                pass
             time.sleep(0.3)
         raise TimeoutError(f"worker {self.name} not ready:\n{self.log.read_text()[-3000:]}")
 

@@ -116,7 +116,7 @@ def _paths(settings: Settings, rng: random.Random, n: int = 2000) -> list[str]:
             conn.execute(
                 text("SELECT account_id FROM players TABLESAMPLE SYSTEM (2) LIMIT 500")
             ).scalars()
-        )
+        ) or list(conn.execute(text("SELECT account_id FROM players LIMIT 500")).scalars())
     sample = {k: v or known for k, v in sample.items()}  # an empty board: ask anyway (404)
     paths = []
     for i in range(n):
