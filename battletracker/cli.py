@@ -9,21 +9,14 @@ from typing import Any
 
 import click
 
-from .settings import Settings, SettingsError, load_settings, parse_keys
+from .clicontext import settings_of
+from .settings import Settings, SettingsError, parse_keys
 
 __all__ = ["main"]
 
 
 def _settings(ctx: click.Context) -> Settings:
-    """Settings are loaded on first use, so ``--help`` works with a broken config."""
-    obj = ctx.find_root().ensure_object(dict)
-    if "settings" not in obj:
-        try:
-            obj["settings"] = load_settings(obj.get("config"))
-        except SettingsError as exc:
-            raise click.UsageError(f"bad settings: {exc}") from None
-    settings: Settings = obj["settings"]
-    return settings
+    return settings_of(ctx)
 
 
 def _date(value: str | None) -> dt.date | None:
@@ -124,6 +117,8 @@ def cycle_start(ctx: click.Context, date_text: str | None, wait: bool, timeout: 
     configure(s)
     day = _date(date_text)
     out = start_cycle.run(day.isoformat() if day else None)
+    if "refused" in out:
+        raise click.ClickException(out["refused"])
     click.echo(json.dumps(out))
     if wait:
         from .watch import wait_for_cycle
@@ -167,6 +162,16 @@ def cycle_status(ctx: click.Context, date_text: str | None, as_json: bool) -> No
     )
     for g in p.growth:
         click.echo(f"  range    {g['platform']} grew {g['old_max']} -> {g['new_max']}")
+    baseline = "-" if p.baseline_accounts is None else p.baseline_accounts
+    click.echo(f"  rows     set aside {p.set_aside}  counters down {p.anomalies}  "
+               f"baseline (not counted) {baseline}")
+    if p.partial:
+        click.echo(f"  partial  closed for {p.partial['closed_for']}: "
+                   f"{p.partial['missed_chunks']} chunks ({p.partial['missed_ids']} ids) missed")
+    if p.failed_stage:
+        click.echo(f"  FAILED   in {p.failed_stage}: {p.error}\n"
+                   "           fix the cause, then: battletracker cycle retry --date "
+                   f"{p.date}")
 
 
 @cycle.command("run")
@@ -174,7 +179,7 @@ def cycle_status(ctx: click.Context, date_text: str | None, as_json: bool) -> No
 @click.pass_context
 def cycle_run(ctx: click.Context, date_text: str | None) -> None:
     """Run a whole cycle in this process, no broker (a single-machine operator)."""
-    from .pipeline.coordinator import cycle_date_for
+    from .pipeline.coordinator import CycleRefused, cycle_date_for
     from .pipeline.local import run_cycle
 
     s = _settings(ctx)
@@ -185,45 +190,43 @@ def cycle_run(ctx: click.Context, date_text: str | None) -> None:
             bar.length = total
             bar.update(done - bar.pos)
 
-        summary = run_cycle(s, day, progress=progress, after_diffs=_materialiser(s))
+        try:
+            summary = run_cycle(s, day, progress=progress)
+        except CycleRefused as exc:
+            raise click.ClickException(str(exc)) from None
     click.echo(json.dumps(summary.__dict__, default=str))
-
-
-def _materialiser(settings: Settings) -> Any:
-    """The stats step after diffs: the task's body, run here."""
-    from .app import configure
-    from .stats.tasks import materialise_boards
-
-    configure(settings)
-    return materialise_boards.run
 
 
 @cycle.command("retry")
 @click.option("--date", "date_text", help="Cycle date (default: the latest).")
 @click.pass_context
 def cycle_retry(ctx: click.Context, date_text: str | None) -> None:
-    """Hand out the failed chunks of a cycle again."""
-    from sqlalchemy import select, update
+    """Hand out a fetching night's failed chunks again, or resume a failed stage.
 
-    from .app import configure
+    A night that left fetching (diffed, or closed as partial when the next was due) is
+    refused: what the API says now is a later day's data.
+    """
+    from .app import app, configure
     from .db import session_scope
-    from .models import Chunk, ChunkStatus, Cycle
-    from .pipeline.coordinator import dispatch_chunks
+    from .pipeline.coordinator import CycleRefused
+    from .pipeline.stages import STAGE_TASKS, RetryKind, find_cycle, retry_cycle
     from .pipeline.tasks import publish_chunks
 
     s = _settings(ctx)
     configure(s)
-    day = _date(date_text)
     with session_scope(s) as session:
-        query = select(Cycle.id)
-        query = query.where(Cycle.date == day) if day else query.order_by(Cycle.date.desc())
-        cycle_id = session.execute(query.limit(1)).scalar_one_or_none()
-        if cycle_id is None:
+        cycle = find_cycle(session, _date(date_text))
+        if cycle is None:
             raise click.ClickException("no such cycle")
-        failed = [Chunk.cycle_id == cycle_id, Chunk.status == ChunkStatus.failed]
-        session.execute(update(Chunk).where(*failed).values(attempts=0))
-        n = dispatch_chunks(session, publish_chunks, where=failed)
-    click.echo(f"{n} failed chunks handed out again")
+        try:
+            outcome = retry_cycle(session, cycle, publish_chunks)
+        except CycleRefused as exc:
+            raise click.ClickException(str(exc)) from None
+    if outcome.kind == RetryKind.stage and outcome.stage is not None:
+        app.send_task(STAGE_TASKS[outcome.stage], args=(outcome.cycle_id,))
+        click.echo(f"cycle {outcome.cycle_id}: stage {outcome.stage.value} sent again")
+    else:
+        click.echo(f"{outcome.chunks} failed chunks handed out again")
 
 
 # -- simulator and demo ------------------------------------------------------------------------
@@ -274,25 +277,48 @@ def demo(players: int, days: int, directory: str, serve: bool, port: int) -> Non
     sys.exit(run_demo(players=players, days=days, directory=directory, serve=serve, port=port))
 
 
-def _register_plugins() -> None:
-    """Sub-command groups owned by other packages of battletracker."""
-    from .admin import cycle_list, doctor_command, export_cli, ranges_cli
-    from .nodes.cli import keys_cli, nodes_cli
-    from .report.cli import report_command
-    from .stats.cli import stats_cli
-    from .volunteer.cli import node_cli
-    from .web.cli import web_command
+def _needs_server(name: str, missing: str) -> click.Command:
+    """Stands in for a server command group whose module cannot load on a node's install."""
 
-    main.add_command(web_command, "web")
-    main.add_command(stats_cli, "stats")
-    main.add_command(nodes_cli, "nodes")
-    main.add_command(keys_cli, "keys")
-    main.add_command(node_cli, "node")
-    main.add_command(ranges_cli, "ranges")
-    main.add_command(export_cli, "export")
-    main.add_command(doctor_command, "doctor")
-    cycle.add_command(cycle_list, "list")
-    main.add_command(report_command)
+    def refuse() -> None:
+        raise click.UsageError(
+            f"'{name}' runs on the operator's server and needs the server install "
+            f"(missing {missing!r}): pip install 'battletracker[server]'"
+        )
+
+    return click.Command(name, callback=refuse, help="(needs the server install)",
+                         context_settings={"ignore_unknown_options": True,
+                                           "allow_extra_args": True})  # fmt: skip
+
+
+def _register_plugins() -> None:
+    """Sub-command groups owned by other packages of battletracker.
+
+    A group whose module needs a server package is replaced, on a node's slim install, by
+    a command that says which install it needs: ``battletracker node …`` must work there.
+    """
+    from importlib import import_module
+
+    for group, name, module, attr in (
+        (main, "web", ".web.cli", "web_command"),
+        (main, "stats", ".stats.cli", "stats_cli"),
+        (main, "nodes", ".nodes.cli", "nodes_cli"),
+        (main, "keys", ".nodes.cli", "keys_cli"),
+        (main, "node", ".volunteer.cli", "node_cli"),
+        (main, "ranges", ".admin", "ranges_cli"),
+        (main, "export", ".admin", "export_cli"),
+        (main, "doctor", ".admin", "doctor_command"),
+        (cycle, "list", ".admin", "cycle_list"),
+        (main, "report", ".report.cli", "report_command"),
+        (main, "bench", ".bench.cli", "bench_command"),
+    ):
+        try:
+            command = getattr(import_module(module, __package__), attr)
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] not in SERVER_PACKAGES:
+                raise
+            command = _needs_server(name, exc.name or "")
+        group.add_command(command, name)
 
 
 _register_plugins()

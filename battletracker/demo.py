@@ -78,7 +78,8 @@ def _summary(settings: Settings) -> list[str]:
                           (SELECT count(*) FROM diff_battles d WHERE d.date = c.date
                              AND d.battles > 0),
                           (SELECT coalesce(sum(battles), 0) FROM diff_battles d
-                             WHERE d.date = c.date)
+                             WHERE d.date = c.date),
+                          coalesce(c.baseline_accounts, 0)
                    FROM cycles c ORDER BY c.date""",
         "ranges": "SELECT platform, min_id, max_id, history FROM platform_ranges ORDER BY 1",
     }
@@ -86,9 +87,10 @@ def _summary(settings: Settings) -> list[str]:
     with engine_for(settings).connect() as conn:
         players = conn.execute(text(q["players"])).all()
         lines.append("players: " + ", ".join(f"{p} {n}" for p, n in players))
-        lines.append("night        accounts  changed  new  active  battles")
-        for d, acc, changed, new, active, battles in conn.execute(text(q["days"])):
-            lines.append(f"{d}  {acc:>8}  {changed:>7}  {new:>4}  {active:>6}  {battles:>7}")
+        lines.append("night        accounts  changed  new  active  battles  baseline")
+        for d, acc, changed, new, active, battles, base in conn.execute(text(q["days"])):
+            lines.append(f"{d}  {acc:>8}  {changed:>7}  {new:>4}  {active:>6}  {battles:>7}"
+                         f"  {base:>8}")
         for platform, lo, hi, history in conn.execute(text(q["ranges"])):
             grew = " -> ".join(str(h["to"]) for h in history or [])
             lines.append(f"range {platform}: {lo}-{hi}" + (f" (grew to {grew})" if grew else ""))
@@ -132,7 +134,8 @@ def run_demo(
                 app.send_task("battletracker.start_cycle", args=(day.isoformat(),))
                 wait_for_cycle(settings, day, timeout=600, label=f"  night of {day}")
         click.echo(f"\n{days} nights in {time.monotonic() - started:.1f} s")
-        click.echo("(the first night sees every account for the first time: all count as new)\n")
+        click.echo("(the first night is the baseline: it records every account's counters and "
+                   "counts none of them as that day's play)\n")
         for line in _summary(settings):
             click.echo(line)
         click.echo(f"\ndatabase kept in {root / 'pgdata'} (battletracker demo --dir to choose)")

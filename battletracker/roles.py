@@ -8,7 +8,8 @@
   the daily tables, a cycle's staging area), the only DDL the worker may cause there.
   The leaderboards are derived data rebuilt by swapping partitions: the worker is a
   member of ``battletracker_boards``, which owns ``leaderboard_entries`` and nothing else;
-- ``battletracker_web`` may only read.
+- ``battletracker_web`` may only read, but for its own login sessions (``web_sessions``:
+  logout must be able to end one).
 
 Migration 0007 creates the roles (NOLOGIN) and the grants; :func:`apply_roles` (run by
 ``db upgrade`` after the migrations) refreshes the grants on tables added since and gives
@@ -121,6 +122,13 @@ def grant_sql() -> list[str]:
           END LOOP;
         END $$""",
         f"GRANT SELECT ON leaderboard_entries TO {WEB_ROLE}",
+        # the web app's login sessions (issue 15b; the table comes with migration 0008)
+        f"""
+        DO $$ BEGIN
+          IF to_regclass('web_sessions') IS NOT NULL THEN
+            GRANT SELECT, INSERT, UPDATE, DELETE ON web_sessions TO {WEB_ROLE};
+          END IF;
+        END $$""",
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON leaderboard_entries TO {WORKER_ROLE}",
         f"""
         DO $$ DECLARE t text; s text; BEGIN

@@ -9,12 +9,15 @@ the database layer. What it tells the server goes by task *name*
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import time
 from typing import Any
 
-from celery.exceptions import Reject
+from celery.exceptions import Ignore, Reject
 
 from ..app import PipelineTask, app, current_settings
+from ..release import installed_version, needs_newer
 from ..volunteer.lease import LeaseKeeper, keeper_for
 from ..volunteer.stopper import request_stop
 from ..wargaming.errors import KeyUnusable, MethodDisabled, RequestBug, WargamingError
@@ -38,6 +41,12 @@ log = logging.getLogger(__name__)
 )
 def fetch_range(self: PipelineTask, chunk: dict[str, Any]) -> dict[str, Any]:
     """Fetch a chunk with this node's keys; the result goes on to ``store_results``."""
+    wanted = needs_newer(chunk)  # issue 14: too old for this chunk: hand it back, upgrade
+    if wanted is not None:
+        log.warning("chunk needs battletracker %s, this node runs %s: handed back, "
+                    "worker stops", wanted, installed_version())  # fmt: skip
+        _stop_this_worker()
+        raise Reject(f"needs battletracker {wanted}", requeue=True)
     spec = ChunkSpec.from_message(chunk)
     settings = current_settings()
     node = self.request.hostname or ""
@@ -49,6 +58,8 @@ def fetch_range(self: PipelineTask, chunk: dict[str, Any]) -> dict[str, Any]:
         if not leased and not settings.wg_keys:  # no share yet (or all keys disabled)
             _back_off(1.0)
         settings = settings.replace(wg_keys=settings.wg_keys + leased)
+    # issue 13: the server's staleness clock: this chunk is being fetched now
+    _notify(spec, chunk, keeper, node, progress=True)
     try:
         # issue 16: the process's lasting request stream per key (several chunks at once)
         result = fetch_on_node(spec, settings, node).to_message()
@@ -56,9 +67,11 @@ def fetch_range(self: PipelineTask, chunk: dict[str, Any]) -> dict[str, Any]:
         _stop_fetching(self, exc, keeper)
         raise Reject(str(exc), requeue=True) from exc
     except MethodDisabled as exc:
-        if keeper is not None:
-            _back_off(60.0)
-        raise self.retry(exc=exc, countdown=30 * 60, max_retries=48) from exc
+        # issue 13: the server holds the chunk and publishes it again later; this message
+        # is done (a 30-minute delayed retry here would sit unacked near RabbitMQ's
+        # consumer timeout, and a node may not re-publish)
+        _notify(spec, chunk, keeper, node, held=str(exc))
+        raise Ignore() from exc
     except RequestBug as exc:
         log.error("chunk %s: request bug, not retried: %s", spec.chunk_id, exc)
         if keeper is None:
@@ -73,6 +86,30 @@ def fetch_range(self: PipelineTask, chunk: dict[str, Any]) -> dict[str, Any]:
         raise self.retry(exc=exc, countdown=30 * 2**self.request.retries) from exc
     metrics.record_fetch(result)
     return keeper.sign(result, chunk) if keeper is not None else result
+
+
+def _notify(spec: ChunkSpec, chunk: dict[str, Any], keeper: LeaseKeeper | None, node: str,
+            **notice: Any) -> None:  # fmt: skip
+    """Tell the server about the chunk on the one way a node may: the results' queue,
+    signed like a result (``pipeline.store`` applies it to the dispatched chunk)."""
+    message = {"v": 1, **spec.to_message(), "node": node, **notice}
+    if keeper is not None:
+        message = keeper.sign(message, chunk)
+    try:
+        app.send_task("battletracker.store_results", args=(message,))
+    except Exception as exc:  # a notice is best effort: the fetch goes on without it
+        log.warning("chunk %s: notice not sent: %s", spec.chunk_id, exc)
+
+
+def _stop_this_worker() -> None:
+    """Stop this worker (not by broadcast): ``node run`` then checks versions and upgrades."""
+    from billiard.process import current_process
+    from celery.worker import state
+
+    if current_process().name != "MainProcess":  # prefork: the worker is our parent
+        os.kill(os.getppid(), signal.SIGTERM)
+    else:  # threads or solo pool: the consumer loop checks this flag between messages
+        state.should_stop = 0
 
 
 def _back_off(seconds: float) -> None:

@@ -21,7 +21,7 @@ _DIR = click.option(
 
 @click.group("node")
 def node_cli() -> None:
-    """This machine as a volunteer node: register, lease."""
+    """This machine as a volunteer node: register, run, check, status, services."""
 
 
 @node_cli.command("register")
@@ -63,3 +63,14 @@ def lease_command(directory: Path | None, as_json: bool) -> None:
     keys = ", ".join(f"{k['app_id'][:4]}…:{k['rps']:g}" for k in lease["keys"]) or "none yet"
     click.echo(f"node {lease['node_id']} lease {lease['lease_id']} until {lease['expires_at']}"
                f"\n  keys {keys}\n  requires version {lease['required_version']}")  # fmt: skip
+
+
+def _add_issue_14_commands() -> None:
+    """run, check, status, install-service, uninstall-service (``volunteer/commands.py``)."""
+    from .commands import COMMANDS
+
+    for command in COMMANDS:
+        node_cli.add_command(command)
+
+
+_add_issue_14_commands()

@@ -16,6 +16,7 @@ from ..nodes.metrics import NodeCollector
 from ..settings import Settings
 from . import explorer, feed, login, operator_pages, ops, pages, reports
 from .api import nodes as nodes_api
+from .api import releases
 from .api import router as api_router
 from .auth import SessionCodec
 from .deps import State, gate
@@ -92,6 +93,8 @@ def create_app(settings: Settings, *, extra_collectors: Iterable[Collector] = ()
     install_handlers(app)
     app.include_router(api_router)
     app.include_router(explorer.router)
+    # nodes ask for their version before they hold any login (a public prefix)
+    app.include_router(releases.router)
     app.include_router(nodes_api.router)  # node auth of its own (issue 12)
     app.include_router(nodes_api.public_router)
     app.include_router(ops.router)

@@ -34,6 +34,7 @@ def dashboard(request: Request, session: DbSession, days: PageDays = 90) -> Resp
         "progress": prog,
         "days": days,
         "charts": chartdata.activity_charts(rows),
+        "latest_report": rows[-1].date if rows else None,
     })
 
 

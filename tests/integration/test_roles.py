@@ -20,6 +20,7 @@ from battletracker.stats.materialise import materialise
 from battletracker.testing.databases import temporary_database
 from battletracker.wargaming.simulator import BASE_URL, PS_MIN, XBOX_MIN, Population, Simulator
 from battletracker.web.app import create_app
+from battletracker.web.auth import hash_password
 from battletracker.web.secret import new_secret_key
 
 pytestmark = pytest.mark.integration
@@ -108,13 +109,22 @@ def test_the_web_app_s_role_cannot_write(crawled: Settings, statement: str) -> N
 
 
 def test_the_web_app_serves_its_pages_through_the_read_only_role(crawled: Settings) -> None:
-    web = _as(crawled, WEB_ROLE, WEB_PW).replace(secret_key=new_secret_key())
+    web = _as(crawled, WEB_ROLE, WEB_PW).replace(
+        secret_key=new_secret_key(),
+        operators=(("olga", hash_password("olga's pass", iterations=1_000)),))
     with TestClient(create_app(web)) as client:
         assert client.get("/api/v1/cycles").json()[0]["status"] == "done"
         assert len(client.get("/api/v1/activity", params={"days": 3650}).json()) > 0
         top = client.get("/api/v1/boards/battles").json()
         assert top["total"] > 0
         assert client.get("/").status_code == 200
+        # its own login sessions are the one thing it writes (web_sessions, issue 15b)
+        login = client.post("/login", data={"username": "olga", "password": "olga's pass"},
+                            follow_redirects=False)
+        assert login.status_code == 303
+        assert client.get("/operator", follow_redirects=False).status_code == 200
+        assert client.post("/logout", follow_redirects=False).status_code == 303
+        assert client.get("/operator", follow_redirects=False).status_code == 303
 
 
 def test_check_roles_sees_them_healthy_and_sees_a_web_role_that_may_write(

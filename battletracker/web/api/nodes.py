@@ -128,6 +128,32 @@ def key_report(body: KeyReportIn, node: AuthNode, service: Service) -> None:
     service.report_key(node, body.app_id, body.reason)
 
 
+class NodeSelfOut(BaseModel):
+    """What the server thinks of the asking node (``battletracker node status``)."""
+
+    node_id: int
+    name: str
+    state: str
+    version: str | None
+    last_seen: str | None
+    chunks_stored: int
+    accounts_stored: int
+    rejected_results: int
+    trust: float
+    note: str | None
+
+
+@router.get("/me", response_model=NodeSelfOut)
+def me(node: AuthNode) -> NodeSelfOut:
+    """The asking node's own record: state, credit, trust (issue 14: ``node status``)."""
+    return NodeSelfOut(
+        node_id=node.id, name=node.name, state=node.state.value, version=node.version,
+        last_seen=node.last_seen.isoformat(timespec="seconds") if node.last_seen else None,
+        chunks_stored=node.chunks_stored, accounts_stored=node.accounts_stored,
+        rejected_results=node.rejected_results, trust=round(node.trust, 3), note=node.note,
+    )  # fmt: skip
+
+
 @public_router.get("/volunteers", response_model=list[VolunteerOut],
                    dependencies=[Depends(reader)])  # fmt: skip
 def volunteers(session: DbSession) -> list[VolunteerOut]:
