@@ -127,6 +127,13 @@ def test_each_service_uses_its_database_role() -> None:
     assert {"BATTLETRACKER_DB_WEB_PASSWORD", "BATTLETRACKER_DB_WORKER_PASSWORD"} <= set(env)
 
 
+def test_nodes_are_offered_the_node_constraints() -> None:
+    offered = SERVICES_["web"]["environment"]["BATTLETRACKER_NODE_CONSTRAINTS"]
+    assert offered == "/app/constraints/node.txt"  # WORKDIR /app: the checkout's file
+    assert (ROOT / "constraints/node.txt").is_file()
+    assert "constraints" not in (ROOT / ".dockerignore").read_text().split()
+
+
 def test_dockerignore_keeps_the_image_clean() -> None:
     ignored = set((ROOT / ".dockerignore").read_text().split())
     assert {".git", ".venv", "demo-data", ".env", "tests"} <= ignored
