@@ -123,7 +123,7 @@ class LeaseKeeper:
         with self._lock:
             return self._lease
 
-    def keys(self, wait: float = 0.0) -> tuple[ApiKey, ...]:
+    def usable_keys(self, wait: float = 0.0) -> tuple[ApiKey, ...]:
         """The leased keys usable now; waits up to ``wait`` s for a share if there is none."""
         deadline = time.monotonic() + wait
         with self._changed:
