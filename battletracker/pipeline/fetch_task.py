@@ -54,7 +54,8 @@ def fetch_range(self: PipelineTask, chunk: dict[str, Any]) -> dict[str, Any]:
     keeper = keeper_for(settings.node_dir)
     if keeper is not None:
         # with no key of its own, wait up to one renewal for a share of the pool
-        leased = keeper.keys(wait=0.0 if settings.wg_keys else settings.lease_seconds / 3 + 1)
+        wait = 0.0 if settings.wg_keys else keeper.renew_in + 1
+        leased = keeper.usable_keys(wait=wait)
         if not leased and not settings.wg_keys:  # no share yet (or all keys disabled)
             _back_off(1.0)
         settings = settings.replace(wg_keys=settings.wg_keys + leased)

@@ -130,6 +130,9 @@ def me(request: Request, session: DbSession, days: PageDays = 90) -> Response:
 
 @router.get("/volunteers")
 def volunteers(request: Request, session: DbSession) -> Response:
+    from .api.nodes import trust_by_name  # issue 12: trust of enrolled nodes
+
     rows = progress.credit(session)
     return render(request, "volunteers.html", {
-        "rows": rows, "credit_chart": chartdata.credit_chart(rows)})
+        "rows": rows, "credit_chart": chartdata.credit_chart(rows),
+        "trust": trust_by_name(session)})

@@ -63,3 +63,6 @@ def test_a_node_that_inflates_counters_is_caught_and_its_chunks_refetched(rig: R
     by_name = {v["name"]: v for v in public}
     assert by_name["cheater"]["trust"] < 0.5 and by_name["volunteer"]["trust"] == 1.0
     assert set(public[0]) == {"name", "chunks", "accounts", "trust", "state"}  # no hostnames
+    page = httpx.get(rig.nodes.url + "/volunteers", timeout=10).text
+    assert "<td>volunteer</td>" in page and '<td class="num">1.0</td>' in page
+    assert "cheater" not in page, "no credit left for re-issued chunks"
