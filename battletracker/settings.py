@@ -132,8 +132,9 @@ class Settings:
     # -- volunteer install (issue 14): what the server offers nodes to install from ------
     #: The wheel the server offers nodes to install and upgrade from ("": none offered).
     node_wheel: str = ""
-    #: A pip constraints file the server offers nodes to install with ("": none offered).
-    node_constraints: str = ""
+    #: The pip constraints file the server offers nodes to install with (``scripts/lock``
+    #: writes it; offered only when the file exists; "": none offered).
+    node_constraints: str = "constraints/node.txt"
     # -- operator stack (issue 15a): Elasticsearch/Kibana, database roles ---------------------
     #: Replicas of each exported index: 0 on a single node (a replica there has nowhere to
     #: go and keeps the cluster yellow); 1 on a cluster of two or more.

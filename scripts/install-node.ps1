@@ -50,6 +50,7 @@ $PipArgs = @("-q")
 if ($Release.constraints_url) {
     $Constraints = Join-Path $Downloads "constraints.txt"
     Invoke-WebRequest -Uri ($Server + $Release.constraints_url) -OutFile $Constraints -UseBasicParsing
+    Write-Host "pinning versions with the server's constraints file"
     $PipArgs += @("--constraint", $Constraints)
 }
 if ($FromIndex -or -not $Release.wheel) {

@@ -86,7 +86,10 @@ PY
 wheel="${fetched%%$'\t'*}"
 constraints="${fetched#*$'\t'}"
 pip_args=(-q)
-[ -n "$constraints" ] && pip_args+=(--constraint "$constraints")
+if [ -n "$constraints" ]; then
+  echo "pinning versions with the server's constraints file"
+  pip_args+=(--constraint "$constraints")
+fi
 if [ "$from_index" = 1 ] || [ -z "$wheel" ]; then
   [ -z "$wheel" ] && [ "$from_index" = 0 ] && echo "the server offers no wheel: installing from the package index"
   "$py" -m pip install "${pip_args[@]}" 'battletracker[node]'

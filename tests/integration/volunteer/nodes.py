@@ -95,9 +95,9 @@ class NodeProcess:
                                      stdout=self._fh, stderr=subprocess.STDOUT,
                                      cwd=log.parent)  # fmt: skip
 
-    def terminate(self, timeout: float = 60) -> int:
+    def terminate(self, timeout: float = 60, sig: int = signal.SIGTERM) -> int:
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(sig)
         try:
             return self.proc.wait(timeout)
         finally:

@@ -101,6 +101,7 @@ def test_docs_install_in_a_fresh_home_ends_with_a_node_that_fetches(
     out = done.stdout + done.stderr
     assert done.returncode == 0, out
     assert "(SHA-256 checked)" in out and "registered as node" in out
+    assert "pinning versions with the server's constraints file" in out
     assert "all checks passed" in out, out
     venv = home / ".battletracker/venv"
     assert (venv / "bin/battletracker").is_file()

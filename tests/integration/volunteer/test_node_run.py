@@ -10,6 +10,7 @@ chunk back to the queue.
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -89,7 +90,8 @@ def test_node_run_fetches_under_its_lease_at_low_priority(node_env: dict[str, An
     assert read_json(d / "runner.json")["state"] == "stopped"
 
 
-def test_sigterm_hands_the_unfinished_chunk_back(node_env: dict[str, Any]) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_stopping_hands_the_unfinished_chunk_back(node_env: dict[str, Any], sig: int) -> None:
     broker, d = node_env["broker"], node_env["dir"]
     # 10,000 ids at 2 rps: 50 s of work, much longer than the 10 s a stopping worker allows
     write_lease(node_env["lease"], broker, [("node-key", 2)], seconds=3600)
@@ -105,7 +107,7 @@ def test_sigterm_hands_the_unfinished_chunk_back(node_env: dict[str, Any]) -> No
                  worker_log.read_text(), log=worker_log)  # fmt: skip
         assert queue_count(broker, "fetch") == 0
     finally:
-        code = node.terminate(timeout=90)
+        code = node.terminate(timeout=90, sig=sig)
     assert code == 0, node_env["log"].read_text()[-3000:]
     # back in the queue for another node, and nothing half-done went to the store
     assert queue_count(broker, "fetch") == 1, (d / "worker.log").read_text()[-3000:]

@@ -18,9 +18,20 @@ def _client(**settings: str) -> TestClient:
 
 
 def test_without_a_wheel_the_server_announces_only_versions() -> None:
-    body = _client().get("/api/v1/node/release").json()
+    body = _client(node_constraints="").get("/api/v1/node/release").json()
     assert body == {"version": installed_version(), "required_version": installed_version(),
                     "wheel": None, "constraints_url": None}  # fmt: skip
+
+
+def test_the_checkouts_node_constraints_are_offered_by_default() -> None:
+    from battletracker.web.api.releases import __file__ as here
+
+    root = Path(here).resolve().parents[3]
+    client = TestClient(create_app(Settings(secret_key=new_secret_key(),
+                        node_constraints=str(root / Settings().node_constraints))))  # fmt: skip
+    url = client.get("/api/v1/node/release").json()["constraints_url"]
+    assert url == "/api/v1/node/constraints.txt"
+    assert "celery==" in client.get(url).text
 
 
 def test_the_wheel_is_announced_with_its_hash_and_only_it_is_served(tmp_path: Path) -> None:
