@@ -9,6 +9,8 @@ module, if there is one, overrides them. :func:`configure` pins explicit setting
 
 from __future__ import annotations
 
+import logging
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -22,6 +24,7 @@ from .volunteer.stopper import LocalStop
 
 __all__ = [
     "FETCH_TASKS",
+    "MAX_TIME_LIMIT",
     "QUEUES",
     "SERVER_TASKS",
     "PipelineTask",
@@ -30,6 +33,12 @@ __all__ = [
     "configure",
     "current_settings",
 ]
+
+log = logging.getLogger(__name__)
+
+#: Limits never grow past this: RabbitMQ closes a consumer whose unacked message is older
+#: than 30 minutes (``consumer_timeout``), and a late-acked task must finish before that.
+MAX_TIME_LIMIT = 28 * 60
 
 #: fetch: volunteers; store: the server's bulk writer; control: coordination and stages.
 QUEUES = ("fetch", "store", "control")
@@ -82,10 +91,17 @@ def celery_options(settings: Settings) -> dict[str, Any]:
         "task_send_sent_event": True,
         "timezone": "UTC",
         "enable_utc": True,
+        "task_annotations": _stage_limits(settings),
         "beat_schedule": {
             "nightly-cycle": {
                 "task": "battletracker.start_cycle",
                 "schedule": crontab(hour=hour, minute=minute),
+            },
+            # the night beat missed (it was down at cycle_time) is started once it is back
+            "start-missed-night": {
+                "task": "battletracker.start_due_cycle",
+                "schedule": timedelta(minutes=1),
+                "options": {"expires": 55},
             },
             "reap-stale-chunks": {
                 "task": "battletracker.reap_stale",
@@ -100,6 +116,17 @@ def celery_options(settings: Settings) -> dict[str, Any]:
 
         options.update(node_celery_options())
     return options
+
+
+#: The tasks of a cycle's stages after fetching (their time limits come from settings).
+STAGE_TASK_NAMES = ("battletracker.compute_diffs", "battletracker.grow_ranges",
+                    "battletracker.materialise_cycle", "battletracker.export_to_elastic")
+
+
+def _stage_limits(settings: Settings) -> dict[str, dict[str, int]]:
+    soft = settings.stage_soft_time_limit
+    limits = {"soft_time_limit": soft, "time_limit": min(soft + 5 * 60, MAX_TIME_LIMIT)}
+    return {name: dict(limits) for name in STAGE_TASK_NAMES}
 
 
 def _lazy_defaults() -> dict[str, Any]:
@@ -141,16 +168,109 @@ def current_settings() -> Settings:
 
 
 class PipelineTask(Task):
-    """Shared options of every pipeline task; see :func:`celery_options` for why."""
+    """The base of every pipeline task: options, settings, session, log context, metrics.
+
+    - options: ``acks_late`` + ``reject_on_worker_lost`` (a task may run twice, so every
+      stage is idempotent), no result, time limits under RabbitMQ's consumer timeout;
+    - :attr:`settings` (the process's settings) and :meth:`session` (one transaction);
+    - log context: each line a run logs is prefixed with the task and the cycle or
+      chunk it works on (:mod:`battletracker.logcontext`);
+    - metrics: runs by outcome and seconds per task (:mod:`.pipeline.metrics`);
+    - a soft time limit is not a failure to repeat forever: the task is sent again with
+      both limits doubled (up to :data:`MAX_TIME_LIMIT`); past that it fails;
+    - a stage task (:attr:`stage` set) that fails for good marks its cycle ``failed``
+      with the stage and the error (:func:`.pipeline.stages.fail_stage`), which
+      ``battletracker cycle status`` and ``/metrics`` show.
+
+    Database modules are imported inside the methods that need them: a volunteer's
+    fetch worker uses this base too and installs no database driver.
+    """
 
     abstract = True
     acks_late = True
     reject_on_worker_lost = True
     ignore_result = True
-    #: RabbitMQ drops a consumer whose unacked message is older than 30 minutes.
     time_limit = 25 * 60
     soft_time_limit = 20 * 60
+    #: The cycle status this task runs (a ``CycleStatus`` value), for server stages.
+    stage: str | None = None
 
     @property
     def settings(self) -> Settings:
         return current_settings()
+
+    def session(self) -> Any:
+        """``with self.session() as session``: one transaction, committed on success."""
+        from .db import session_scope
+
+        return session_scope(self.settings)
+
+    def _context(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        first = args[0] if args else None
+        if isinstance(first, dict):  # a chunk or a result message
+            return {"cycle": first.get("cycle_id"), "chunk": first.get("chunk_id")}
+        if self.stage and isinstance(first, int):
+            return {"cycle": first}
+        return {}
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from celery.exceptions import Retry, SoftTimeLimitExceeded
+
+        from . import logcontext
+        from .pipeline import metrics
+
+        logcontext.install()
+        name = (self.name or "").rsplit(".", 1)[-1]
+        outcome = "ok"
+        started = time.perf_counter()
+        with logcontext.bind(name, **self._context(args, kwargs)):
+            try:
+                return super().__call__(*args, **kwargs)
+            except SoftTimeLimitExceeded as exc:
+                outcome = "soft_time_limit"
+                self._after_soft_limit(exc)
+                raise
+            except Retry:
+                outcome = "retry"
+                raise
+            except Exception:
+                outcome = "error"
+                raise
+            finally:
+                metrics.TASK_RUNS.labels(name, outcome).inc()
+                metrics.TASK_SECONDS.labels(name).observe(time.perf_counter() - started)
+
+    def _after_soft_limit(self, exc: BaseException) -> None:
+        """Send the task again with doubled limits, unless they are at the ceiling."""
+        request = self.request
+        hard, soft = request.timelimit or (None, None)
+        soft = soft or self.soft_time_limit or 0
+        hard = hard or self.time_limit or 0
+        if not soft or soft * 2 > MAX_TIME_LIMIT:
+            log.error("%s: soft time limit of %s s hit again at the ceiling: failing", self.name,
+                      soft)  # fmt: skip
+            return
+        log.warning("%s: soft time limit of %s s hit; sent again with %s s", self.name, soft,
+                    soft * 2)  # fmt: skip
+        raise self.retry(
+            exc=exc, countdown=1, max_retries=None,
+            soft_time_limit=soft * 2, time_limit=min(max(hard, soft) * 2, MAX_TIME_LIMIT),
+        )  # fmt: skip
+
+    def on_failure(
+        self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        """A stage that failed for good marks its cycle ``failed`` with the error."""
+        if not self.stage or not args or not isinstance(args[0], int):
+            return
+        from .models import CycleStatus
+        from .pipeline import metrics
+        from .pipeline.stages import fail_stage
+
+        metrics.STAGE_FAILURES.labels(self.stage).inc()
+        error = f"{type(exc).__name__}: {exc}".strip()
+        try:
+            with self.session() as session:
+                fail_stage(session, args[0], CycleStatus(self.stage), error)
+        except Exception as db_exc:  # the database may be why it failed; the reaper retries
+            log.error("cannot mark cycle %s failed in %s: %s", args[0], self.stage, db_exc)

@@ -9,21 +9,14 @@ from typing import Any
 
 import click
 
-from .settings import Settings, SettingsError, load_settings, parse_keys
+from .clicontext import settings_of
+from .settings import Settings, SettingsError, parse_keys
 
 __all__ = ["main"]
 
 
 def _settings(ctx: click.Context) -> Settings:
-    """Settings are loaded on first use, so ``--help`` works with a broken config."""
-    obj = ctx.find_root().ensure_object(dict)
-    if "settings" not in obj:
-        try:
-            obj["settings"] = load_settings(obj.get("config"))
-        except SettingsError as exc:
-            raise click.UsageError(f"bad settings: {exc}") from None
-    settings: Settings = obj["settings"]
-    return settings
+    return settings_of(ctx)
 
 
 def _date(value: str | None) -> dt.date | None:
@@ -124,6 +117,8 @@ def cycle_start(ctx: click.Context, date_text: str | None, wait: bool, timeout: 
     configure(s)
     day = _date(date_text)
     out = start_cycle.run(day.isoformat() if day else None)
+    if "refused" in out:
+        raise click.ClickException(out["refused"])
     click.echo(json.dumps(out))
     if wait:
         from .watch import wait_for_cycle
@@ -167,6 +162,16 @@ def cycle_status(ctx: click.Context, date_text: str | None, as_json: bool) -> No
     )
     for g in p.growth:
         click.echo(f"  range    {g['platform']} grew {g['old_max']} -> {g['new_max']}")
+    baseline = "-" if p.baseline_accounts is None else p.baseline_accounts
+    click.echo(f"  rows     set aside {p.set_aside}  counters down {p.anomalies}  "
+               f"baseline (not counted) {baseline}")
+    if p.partial:
+        click.echo(f"  partial  closed for {p.partial['closed_for']}: "
+                   f"{p.partial['missed_chunks']} chunks ({p.partial['missed_ids']} ids) missed")
+    if p.failed_stage:
+        click.echo(f"  FAILED   in {p.failed_stage}: {p.error}\n"
+                   "           fix the cause, then: battletracker cycle retry --date "
+                   f"{p.date}")
 
 
 @cycle.command("run")
@@ -174,7 +179,7 @@ def cycle_status(ctx: click.Context, date_text: str | None, as_json: bool) -> No
 @click.pass_context
 def cycle_run(ctx: click.Context, date_text: str | None) -> None:
     """Run a whole cycle in this process, no broker (a single-machine operator)."""
-    from .pipeline.coordinator import cycle_date_for
+    from .pipeline.coordinator import CycleRefused, cycle_date_for
     from .pipeline.local import run_cycle
 
     s = _settings(ctx)
@@ -185,45 +190,43 @@ def cycle_run(ctx: click.Context, date_text: str | None) -> None:
             bar.length = total
             bar.update(done - bar.pos)
 
-        summary = run_cycle(s, day, progress=progress, after_diffs=_materialiser(s))
+        try:
+            summary = run_cycle(s, day, progress=progress)
+        except CycleRefused as exc:
+            raise click.ClickException(str(exc)) from None
     click.echo(json.dumps(summary.__dict__, default=str))
-
-
-def _materialiser(settings: Settings) -> Any:
-    """The stats step after diffs: the task's body, run here."""
-    from .app import configure
-    from .stats.tasks import materialise_boards
-
-    configure(settings)
-    return materialise_boards.run
 
 
 @cycle.command("retry")
 @click.option("--date", "date_text", help="Cycle date (default: the latest).")
 @click.pass_context
 def cycle_retry(ctx: click.Context, date_text: str | None) -> None:
-    """Hand out the failed chunks of a cycle again."""
-    from sqlalchemy import select, update
+    """Hand out a fetching night's failed chunks again, or resume a failed stage.
 
-    from .app import configure
+    A night that left fetching (diffed, or closed as partial when the next was due) is
+    refused: what the API says now is a later day's data.
+    """
+    from .app import app, configure
     from .db import session_scope
-    from .models import Chunk, ChunkStatus, Cycle
-    from .pipeline.coordinator import dispatch_chunks
+    from .pipeline.coordinator import CycleRefused
+    from .pipeline.stages import STAGE_TASKS, RetryKind, find_cycle, retry_cycle
     from .pipeline.tasks import publish_chunks
 
     s = _settings(ctx)
     configure(s)
-    day = _date(date_text)
     with session_scope(s) as session:
-        query = select(Cycle.id)
-        query = query.where(Cycle.date == day) if day else query.order_by(Cycle.date.desc())
-        cycle_id = session.execute(query.limit(1)).scalar_one_or_none()
-        if cycle_id is None:
+        cycle = find_cycle(session, _date(date_text))
+        if cycle is None:
             raise click.ClickException("no such cycle")
-        failed = [Chunk.cycle_id == cycle_id, Chunk.status == ChunkStatus.failed]
-        session.execute(update(Chunk).where(*failed).values(attempts=0))
-        n = dispatch_chunks(session, publish_chunks, where=failed)
-    click.echo(f"{n} failed chunks handed out again")
+        try:
+            outcome = retry_cycle(session, cycle, publish_chunks)
+        except CycleRefused as exc:
+            raise click.ClickException(str(exc)) from None
+    if outcome.kind == RetryKind.stage and outcome.stage is not None:
+        app.send_task(STAGE_TASKS[outcome.stage], args=(outcome.cycle_id,))
+        click.echo(f"cycle {outcome.cycle_id}: stage {outcome.stage.value} sent again")
+    else:
+        click.echo(f"{outcome.chunks} failed chunks handed out again")
 
 
 # -- simulator and demo ------------------------------------------------------------------------
@@ -239,9 +242,11 @@ def cycle_retry(ctx: click.Context, date_text: str | None) -> None:
 @click.option("--day", default=0, show_default=True, type=click.IntRange(0))
 @click.option("--keys", default="demo:20", show_default=True, help="appid:rps,...")
 @click.option("--latency", default="0,0", show_default=True, help="min,max seconds")
+@click.option("--strict-window", is_flag=True,
+              help="Count each key's requests in a sliding one-second window (refusals too).")
 def simulator(
     host: str, port: int, seed: int, xbox_ids: int, ps_ids: int, new_per_day: int,
-    day: int, keys: str, latency: str,
+    day: int, keys: str, latency: str, strict_window: bool,
 ) -> None:  # fmt: skip
     """Serve the Wargaming API simulator (POST /_sim/day {"day": N} advances it)."""
     from .wargaming.simulator import run_forever
@@ -254,6 +259,7 @@ def simulator(
     run_forever(
         host=host, port=port, seed=seed, xbox_ids=xbox_ids, ps_ids=ps_ids,
         new_per_day=new_per_day, day=day, keys=key_map, latency=(lo, hi),
+        strict_window=strict_window,
     )  # fmt: skip
 
 
@@ -307,6 +313,7 @@ def _register_plugins() -> None:
         (main, "doctor", ".admin", "doctor_command"),
         (cycle, "list", ".admin", "cycle_list"),
         (main, "report", ".report.cli", "report_command"),
+        (main, "bench", ".bench.cli", "bench_command"),
     ):
         try:
             command = getattr(import_module(module, __package__), attr)

@@ -11,11 +11,14 @@ transaction, then one set-based statement moves them.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine
+from psycopg import pq
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -38,6 +41,8 @@ DRIVER = "postgresql+psycopg"
 _SPELLINGS = {"postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg2"}
 
 _ENGINES: dict[str, Engine] = {}
+_ACTIVE = pq.TransactionStatus.ACTIVE
+log = logging.getLogger(__name__)
 
 
 def database_url(url: str | URL) -> URL:
@@ -61,7 +66,24 @@ def psycopg_conninfo(url: str | URL) -> str:
 
 def make_engine(url: str | URL, **kw: Any) -> Engine:
     """An engine on the normalised URL (the only ``create_engine`` of the package)."""
-    return create_engine(database_url(url), **kw)
+    engine = create_engine(database_url(url), **kw)
+    event.listen(engine, "reset", _cancel_running_query)
+    return engine
+
+
+def _cancel_running_query(dbapi_connection: Any, *_: Any) -> None:
+    """Before a pooled connection is reset: cancel a statement still running on it.
+
+    A task interrupted mid-statement (a soft time limit raises inside the driver's
+    wait) leaves the server running it, holding its locks while it waits; a plain
+    rollback then fails with "another command is already in progress". Cancelling
+    first makes the server end it, and the pool then discards the connection.
+    """
+    pgconn = getattr(dbapi_connection, "pgconn", None)
+    if pgconn is not None and pgconn.transaction_status == _ACTIVE:
+        log.warning("cancelling a statement left running on a connection")
+        with contextlib.suppress(Exception):
+            dbapi_connection.cancel_safe(timeout=5)
 
 
 def engine_for(settings: Settings) -> Engine:
@@ -87,9 +109,40 @@ def sessionmaker_for(settings: Settings) -> sessionmaker[Session]:
 
 @contextmanager
 def session_scope(settings: Settings) -> Iterator[Session]:
-    """A session in one transaction: committed on success, rolled back on error."""
-    with sessionmaker_for(settings).begin() as session:
-        yield session
+    """A session in one transaction: committed on success, rolled back on error.
+
+    When the body is interrupted while a statement runs (a soft time limit, a signal),
+    the statement is cancelled and the connection discarded, and the *original*
+    exception propagates (not the failed rollback's): the caller's retry logic sees
+    what really happened, and no server backend is left holding the transaction's locks.
+    """
+    session = sessionmaker_for(settings)()
+    try:
+        session.begin()
+        try:
+            yield session
+        except BaseException:
+            _abandon_running(session)
+            with contextlib.suppress(Exception):
+                session.rollback()
+            raise
+        session.commit()
+    finally:
+        with contextlib.suppress(Exception):
+            session.close()
+
+
+def _abandon_running(session: Session) -> None:
+    """Cancel a statement still running in ``session`` and discard its connection."""
+    try:
+        conn = session.connection()
+        raw = conn.connection.dbapi_connection
+    except Exception:
+        return
+    pgconn = getattr(raw, "pgconn", None)
+    if pgconn is not None and pgconn.transaction_status == _ACTIVE:
+        _cancel_running_query(raw)
+        conn.invalidate()
 
 
 def copy_rows(

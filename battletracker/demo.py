@@ -21,7 +21,7 @@ from typing import Any
 import click
 from sqlalchemy import text
 
-from .app import QUEUES, app, configure
+from .app import QUEUES, app, celery_options, configure
 from .db import dispose_engines, engine_for, make_engine
 from .migrate import upgrade
 from .settings import ApiKey, IdRange, Settings
@@ -57,11 +57,36 @@ def embedded_database(directory: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
+def enrolled_node(settings: Settings, directory: Path) -> Iterator[Settings]:
+    """Enrol the demo's worker as a volunteer node, as ``node register`` does over HTTP.
+
+    The server stores only signed results of enrolled nodes (docs/nodes.md), the demo's
+    too: yields the settings with the node's directory (identity, lease) set.
+    """
+    from .db import session_scope
+    from .nodes.services import node_service
+    from .volunteer.register import register
+    from .web.server import serve_in_thread
+
+    with serve_in_thread(settings) as web:
+        with session_scope(settings) as session:
+            code = node_service(session, settings).invite("demo node")
+        register(web.url, directory, invite=code, name="demo node")
+        yield settings.replace(node_dir=str(directory))
+
+
+@contextlib.contextmanager
 def in_process_worker(settings: Settings) -> Iterator[Any]:
-    """A Celery worker thread on the in-memory broker, consuming every queue."""
+    """A Celery worker thread on the in-memory broker, consuming every queue.
+
+    The one worker is the server's and the node's at once: ``settings`` (with a node
+    directory) make its fetches signed, and the server's queues and exchanges are kept,
+    since the in-memory broker has nobody else to declare them.
+    """
     from celery.contrib.testing.worker import start_worker
 
     configure(settings)
+    app.conf.update(task_queues=celery_options(settings.replace(node_dir=""))["task_queues"])
     # the in-memory transport polls its queues; the default 1 s would dominate a demo night
     app.conf.broker_transport_options = {"polling_interval": 0.01}
     with start_worker(
@@ -78,7 +103,8 @@ def _summary(settings: Settings) -> list[str]:
                           (SELECT count(*) FROM diff_battles d WHERE d.date = c.date
                              AND d.battles > 0),
                           (SELECT coalesce(sum(battles), 0) FROM diff_battles d
-                             WHERE d.date = c.date)
+                             WHERE d.date = c.date),
+                          coalesce(c.baseline_accounts, 0)
                    FROM cycles c ORDER BY c.date""",
         "ranges": "SELECT platform, min_id, max_id, history FROM platform_ranges ORDER BY 1",
     }
@@ -86,9 +112,10 @@ def _summary(settings: Settings) -> list[str]:
     with engine_for(settings).connect() as conn:
         players = conn.execute(text(q["players"])).all()
         lines.append("players: " + ", ".join(f"{p} {n}" for p, n in players))
-        lines.append("night        accounts  changed  new  active  battles")
-        for d, acc, changed, new, active, battles in conn.execute(text(q["days"])):
-            lines.append(f"{d}  {acc:>8}  {changed:>7}  {new:>4}  {active:>6}  {battles:>7}")
+        lines.append("night        accounts  changed  new  active  battles  baseline")
+        for d, acc, changed, new, active, battles, base in conn.execute(text(q["days"])):
+            lines.append(f"{d}  {acc:>8}  {changed:>7}  {new:>4}  {active:>6}  {battles:>7}"
+                         f"  {base:>8}")
         for platform, lo, hi, history in conn.execute(text(q["ranges"])):
             grew = " -> ".join(str(h["to"]) for h in history or [])
             lines.append(f"range {platform}: {lo}-{hi}" + (f" (grew to {grew})" if grew else ""))
@@ -125,14 +152,15 @@ def run_demo(
         )
         upgrade(settings)
         started = time.monotonic()
-        with in_process_worker(settings):
+        with enrolled_node(settings, root / "node") as node, in_process_worker(node):
             for night in range(1, days + 1):
                 sim.day = night
                 day = population.date_of(night)
                 app.send_task("battletracker.start_cycle", args=(day.isoformat(),))
                 wait_for_cycle(settings, day, timeout=600, label=f"  night of {day}")
         click.echo(f"\n{days} nights in {time.monotonic() - started:.1f} s")
-        click.echo("(the first night sees every account for the first time: all count as new)\n")
+        click.echo("(the first night is the baseline: it records every account's counters and "
+                   "counts none of them as that day's play)\n")
         for line in _summary(settings):
             click.echo(line)
         click.echo(f"\ndatabase kept in {root / 'pgdata'} (battletracker demo --dir to choose)")

@@ -8,7 +8,8 @@
   the daily tables, a cycle's staging area), the only DDL the worker may cause there.
   The leaderboards are derived data rebuilt by swapping partitions: the worker is a
   member of ``battletracker_boards``, which owns ``leaderboard_entries`` and nothing else;
-- ``battletracker_web`` may only read.
+- ``battletracker_web`` may only read, but for its own login sessions (``web_sessions``:
+  logout must be able to end one).
 
 Migration 0007 creates the roles (NOLOGIN) and the grants; :func:`apply_roles` (run by
 ``db upgrade`` after the migrations) refreshes the grants on tables added since and gives
@@ -20,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
 
 from .settings import Settings
 
@@ -27,6 +29,7 @@ __all__ = [
     "BOARDS_ROLE",
     "PIPELINE_FUNCTIONS",
     "WEB_ROLE",
+    "WEB_WRITABLE",
     "WORKER_ROLE",
     "RoleCheck",
     "apply_roles",
@@ -37,6 +40,13 @@ __all__ = [
 WEB_ROLE = "battletracker_web"
 WORKER_ROLE = "battletracker_worker"
 BOARDS_ROLE = "battletracker_boards"
+#: Tables the web app itself writes (node registration and leases are served by it); the
+#: web role gets INSERT/UPDATE/DELETE on these only, once they exist. Never a table of the
+#: nightly pipeline or the statistics.
+WEB_WRITABLE: tuple[str, ...] = (
+    "web_sessions",  # logins (issue 15b)
+    "nodes", "node_invites", "node_leases", "lease_shares", "key_reports", "api_keys",  # nodes
+)
 #: The owner's functions through which the worker makes the partitions of a night.
 PIPELINE_FUNCTIONS = ("battletracker_month_partitions(date)",
                       "battletracker_cycle_staging(bigint, boolean)")
@@ -113,6 +123,21 @@ def grant_sql() -> list[str]:
         END $$""",
         f"GRANT SELECT ON leaderboard_entries TO {WEB_ROLE}",
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON leaderboard_entries TO {WORKER_ROLE}",
+        f"""
+        DO $$ DECLARE t text; s text; BEGIN
+          FOREACH t IN ARRAY ARRAY[{", ".join(f"'{t}'" for t in WEB_WRITABLE) or "NULL"}]::text[]
+          LOOP
+            IF to_regclass(t) IS NOT NULL THEN
+              EXECUTE format('GRANT INSERT, UPDATE, DELETE ON %I TO {WEB_ROLE}', t);
+              FOR s IN SELECT pg_get_serial_sequence(t, attname) FROM pg_attribute
+                       WHERE attrelid = to_regclass(t) AND attnum > 0 AND NOT attisdropped
+                         AND pg_get_serial_sequence(t, attname) IS NOT NULL
+              LOOP
+                EXECUTE format('GRANT USAGE, SELECT ON SEQUENCE %s TO {WEB_ROLE}', s);
+              END LOOP;
+            END IF;
+          END LOOP;
+        END $$""",
         *(f"REVOKE ALL ON FUNCTION {f} FROM PUBLIC" for f in PIPELINE_FUNCTIONS),
         *(f"GRANT EXECUTE ON FUNCTION {f} TO {WORKER_ROLE}" for f in PIPELINE_FUNCTIONS),
     ]
@@ -129,7 +154,16 @@ def apply_roles(conn: Connection, settings: Settings) -> list[str]:
         if not password:
             continue
         quoted = conn.execute(text("SELECT quote_literal(:p)"), {"p": password}).scalar_one()
-        conn.execute(text(f"ALTER ROLE {role} LOGIN PASSWORD {quoted}"))
+        # roles are the cluster's: another database's upgrade may update the same row at
+        # once ("tuple concurrently updated"); a savepoint and a second try settle it
+        for attempt in range(3):
+            try:
+                with conn.begin_nested():
+                    conn.execute(text(f"ALTER ROLE {role} LOGIN PASSWORD {quoted}"))
+                break
+            except DBAPIError:
+                if attempt == 2:
+                    raise
         enabled.append(role)
     return enabled
 

@@ -166,6 +166,19 @@ class Settings:
     login_failures_per_address: int = 20
     login_failures_per_account: int = 5
     login_lockout_seconds: int = 900
+    # -- nightly cycle stages (issue 13)
+    #: Soft time limit of each stage task after fetching (diffs, ranges, boards, export),
+    #: seconds; the hard limit is 5 minutes more, both capped at 28 minutes (RabbitMQ's
+    #: consumer timeout is 30). A stage that hits it is sent again with both doubled, up
+    #: to the cap, then marked failed. Sized from the store benchmark
+    #: (``scripts/bench_store.py``: COPY + the whole ``compute_diffs`` of 200 k accounts,
+    #: 5 % changed, at ~35 k rows/s on 2 shared cores, i.e. ~8 minutes for the ~17 M
+    #: accounts of a full night): about twice the measured time.
+    stage_soft_time_limit: int = 15 * 60
+    # -- performance (issue 16) --
+    #: Seconds a key's one-second window is widened by on the node, against jitter
+    #: between a request leaving and the API counting it (see wargaming/ratelimit.py).
+    fetch_rate_margin: float = 0.02
     #: Where this config came from, for messages.
     source: str = field(default="defaults", compare=False)
 
@@ -328,6 +341,7 @@ def _validate(s: Settings) -> None:
     need(s.stale_after_seconds >= 10, "stale_after_seconds: must be >= 10")
     need(s.max_attempts >= 1, "max_attempts: must be >= 1")
     need(0 <= s.fetch_concurrency <= 64, "fetch_concurrency: must be between 0 and 64")
+    need(0 <= s.fetch_rate_margin <= 0.5, "fetch_rate_margin: must be between 0 and 0.5 s")
     need(0 < s.request_timeout <= 120, "request_timeout: must be in (0, 120]")
     need(0 < s.web_port < 65536, "web_port: must be a TCP port")
     need(0 <= s.worker_metrics_port < 65000, "worker_metrics_port: must be a TCP port or 0")
@@ -357,6 +371,8 @@ def _validate(s: Settings) -> None:
     need(s.wg_signin_app_id == "" or bool(re.fullmatch(r"[A-Za-z0-9_-]{1,64}",
                                                        s.wg_signin_app_id)),
          "wg_signin_app_id: must be an application id (letters, digits, _ or -)")
+    need(1 <= s.stage_soft_time_limit <= 28 * 60,
+         "stage_soft_time_limit: must be between 1 and 1680 seconds")
     if s.elasticsearch_url is not None:
         need(s.elasticsearch_url.startswith(("http://", "https://")),
              "elasticsearch_url: must be an http(s) URL")

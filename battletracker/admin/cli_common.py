@@ -7,16 +7,9 @@ from typing import Any
 
 import click
 
-from ..settings import Settings
+from ..clicontext import settings_of
 
 __all__ = ["emit", "settings_of"]
-
-
-def settings_of(ctx: click.Context) -> Settings:
-    """The settings of this invocation, loaded once by the root command (``--config``)."""
-    from ..cli import _settings  # the root command's loader; imported late (no cycle)
-
-    return _settings(ctx)
 
 
 def emit(data: Any, as_json: bool, text: str) -> None:

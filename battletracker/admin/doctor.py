@@ -160,14 +160,39 @@ def check_broker(settings: Settings) -> list[Check]:
 # -- API keys -----------------------------------------------------------------------------
 
 
+def _pool_keys(settings: Settings) -> list[tuple[str, float]]:
+    """The active keys of the server's pool (``api_keys``, leased to nodes); [] if none or
+    the database cannot tell (its own check reports that)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine = create_engine(settings.database_url, connect_args={"connect_timeout": 5})
+    try:
+        with engine.connect() as conn:
+            if conn.execute(text("SELECT to_regclass('api_keys')")).scalar() is None:
+                return []
+            rows = conn.execute(text("SELECT app_id, rps FROM api_keys "
+                                     "WHERE state = 'active' ORDER BY id")).all()
+        return [(str(r[0]), float(r[1])) for r in rows]
+    except SQLAlchemyError:
+        return []
+    finally:
+        engine.dispose()
+
+
 def check_keys(settings: Settings) -> list[Check]:
-    """Each configured key answers one ``account/info`` request."""
+    """Each key of this machine (``wg_keys``) and of the pool leased to nodes answers one
+    ``account/info`` request."""
     from ..wargaming.client import WargamingClient
     from ..wargaming.errors import KeyUnusable, WargamingError
 
-    if not settings.wg_keys:
-        return [Check("keys", "warning", "no wg_keys configured on this machine",
-                      "set wg_keys (appid:rps) here, or lease keys to nodes from the server")]
+    keys = {k.app_id: ("wg_keys", k.rps) for k in settings.wg_keys}
+    for app_id, rps in _pool_keys(settings):
+        keys.setdefault(app_id, ("pool", rps))
+    if not keys:
+        return [Check("keys", "warning", "no key in wg_keys nor in the pool",
+                      "add one: battletracker keys add APPID --rps 10 (the pool leased "
+                      "to nodes), or wg_keys = 'appid:rps' on this machine")]
 
     async def probe(app_id: str) -> str | None:
         async with WargamingClient(settings.wg_api_url, app_id, timeout=10) as client:
@@ -180,15 +205,17 @@ def check_keys(settings: Settings) -> list[Check]:
         return None
 
     out = []
-    for key in settings.wg_keys:
-        shown = key.app_id[:4] + "…"
-        problem = asyncio.run(probe(key.app_id))
+    for app_id, (source, rps) in keys.items():
+        shown = app_id[:4] + "…"
+        problem = asyncio.run(probe(app_id))
         if problem is None:
-            out.append(Check(f"key {shown}", "ok", f"answers at {key.rps:g} requests/s"))
+            out.append(Check(f"key {shown}", "ok", f"answers ({source}, {rps:g} requests/s)"))
         else:
-            out.append(_error(f"key {shown}", problem,
+            where = "the pool (battletracker keys disable APPID)" if source == "pool" \
+                else "wg_keys"
+            out.append(_error(f"key {shown}", f"{source}: {problem}",
                               "check the application id on developers.wargaming.net (type "
-                              "'Server', this server's IP allowed) or remove it from wg_keys"))
+                              f"'Server', this server's IP allowed) or remove it from {where}"))
     return out
 
 

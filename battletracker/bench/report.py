@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Figure", "Outcome", "machine", "render", "write_json"]
+__all__ = ["Figure", "Outcome", "machine", "markdown", "render", "write_json"]
 
 
 @dataclass
@@ -136,3 +136,26 @@ def write_json(path: Path, outcomes: Sequence[Outcome], info: dict[str, Any]) ->
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=2) + "\n")
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    """The table of a JSON run (as :func:`write_json` wrote it), for docs/performance.md."""
+    m = doc["machine"]
+    lines = [
+        f"Run of {m['date']} on `{m['host']}`: {m['cpus']} CPUs ({m['cpu_model']}), "
+        f"{m['memory_mib']:,} MiB, Python {m['python']}; load average at start "
+        f"{', '.join(f'{x:.1f}' for x in m.get('loadavg_at_start', []))}; size "
+        f"`{m.get('size', '?')}`.",
+        "",
+        "| benchmark | figure | value | reference | target | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for b in doc["benchmarks"]:
+        for f in b["figures"]:
+            ref = f"{_num(f['reference'])} ({f['reference_label']})" if f["reference_label"] else ""
+            met = "" if f["met"] is None else ("yes" if f["met"] else "**no**")
+            lines.append(
+                f"| {b['bench']} | {f['name']} | {_num(f['value'])} {f['unit']} | "
+                f"{ref} | {f['target']} | {met} |"
+            )
+    return "\n".join(lines) + "\n"

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.util
+import secrets
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -20,7 +22,8 @@ from sqlalchemy import text
 from ..db import engine_for
 from ..settings import IdRange, Settings
 from ..wargaming.simulator import PS_MIN, XBOX_MIN
-from .services import Usage, Worker, rabbit_vhost
+from .nodes import Enrolment
+from .services import Usage, Worker, consumers, management_url, rabbit_vhost
 
 __all__ = ["Night", "PipelineRig", "fetch_app", "pipeline_rig"]
 
@@ -54,10 +57,17 @@ class PipelineRig:
     api_url: str
     workdir: Path
     workers: list[Worker] = field(default_factory=list)
+    prefix: str = field(default_factory=lambda: f"bt-bench-{uuid.uuid4().hex[:6]}-")
+    node_dirs: list[Path] = field(default_factory=list)
+    _enrolment: Enrolment | None = None
 
     def env(self) -> dict[str, str]:
         s = self.settings
         return {
+            "BATTLETRACKER_SECRET_KEY": s.secret_key,
+            "BATTLETRACKER_BROKER_ADMIN_URL": management_url(),
+            "BATTLETRACKER_NODE_USER_PREFIX": self.prefix,
+            "BATTLETRACKER_LEASE_SECONDS": str(s.lease_seconds),
             "BATTLETRACKER_BROKER_URL": s.broker_url,
             "BATTLETRACKER_DATABASE_URL": s.database_url,
             "BATTLETRACKER_CHUNK_SIZE": str(s.chunk_size),
@@ -68,22 +78,38 @@ class PipelineRig:
 
     def server(self, concurrency: int = 1, queues: str = "store,control") -> Worker:
         return self._start(
-            Worker(
+            queues,
+            lambda: Worker(
                 f"server{len(self.workers)}",
                 queues,
                 self.env(),
                 self.workdir / f"server{len(self.workers)}.log",
                 concurrency=concurrency,
-            )
+            ),
         )
 
-    def node(self, keys: str, chunks_in_flight: int, name: str = "node") -> Worker:
-        """A fetch worker with no database settings, several chunks at once in threads."""
-        env = {k: v for k, v in self.env().items() if k != "BATTLETRACKER_DATABASE_URL"}
-        env["BATTLETRACKER_WG_KEYS"] = keys
+    @property
+    def enrolment(self) -> Enrolment:
+        if self._enrolment is None:
+            self._enrolment = Enrolment(self.env(), self.workdir)
+        return self._enrolment
+
+    def node(
+        self,
+        chunks_in_flight: int,
+        name: str = "node",
+        own_keys: str = "",
+        extra_env: dict[str, str] | None = None,
+    ) -> Worker:
+        """An enrolled node's fetch worker (lease, own broker user, signed results, no
+        database), several chunks at once in threads."""
         label = f"{name}{len(self.workers)}"
+        directory = self.enrolment.enrol(label)
+        self.node_dirs.append(directory)
+        env = {**self.enrolment.node_env(directory, self.api_url, own_keys), **(extra_env or {})}
         return self._start(
-            Worker(
+            "fetch",
+            lambda: Worker(
                 label,
                 "fetch",
                 env,
@@ -91,12 +117,15 @@ class PipelineRig:
                 app=fetch_app(),
                 pool="threads",
                 concurrency=chunks_in_flight,
-            )
+            ),
         )
 
-    def _start(self, worker: Worker) -> Worker:
+    def _start(self, queues: str, make: Callable[[], Worker]) -> Worker:
+        queue = queues.split(",")[0]
+        before = consumers(self.settings.broker_url, queue)
+        worker = make()
         self.workers.append(worker)
-        worker.wait_ready()
+        worker.wait_ready(self.settings.broker_url, before)
         return worker
 
     def start_night(self) -> float:
@@ -144,6 +173,35 @@ class PipelineRig:
             time.sleep(0.5)
         raise TimeoutError(f"cycle not done after {timeout:.0f} s")
 
+    def wait_shares(self, nodes: int, rps: float, timeout: float = 120) -> None:
+        """Lease again, node after node, until ``nodes`` live leases each hold ``rps``.
+
+        A node's worker renews its lease only once it runs a task; before the night the
+        shares are as the enrolment left them (the first node holding the whole key), so
+        the benchmark takes the leases again in turn, as renewals would, until balanced.
+        """
+        engine = engine_for(self.settings)
+        deadline = time.monotonic() + timeout
+        while True:
+            for directory in self.node_dirs:
+                self.enrolment.lease(directory)
+            with engine.connect() as conn:
+                shares = [
+                    r[0]
+                    for r in conn.execute(
+                        text(
+                            "SELECT s.rps FROM lease_shares s JOIN node_leases l "
+                            "ON l.id = s.lease_id "
+                            "WHERE l.revoked_at IS NULL AND l.expires_at > now()"
+                        )
+                    ).all()
+                ]
+            if len(shares) >= nodes and all(abs(s - rps) < 0.01 * rps for s in shares):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"leases not rebalanced to {nodes} x {rps:g}: {shares}")
+            time.sleep(0.5)
+
     def usage(self, workers: list[Worker]) -> Usage:
         parts = [w.usage() for w in workers]
         return Usage(
@@ -155,7 +213,14 @@ class PipelineRig:
 
 @contextmanager
 def pipeline_rig(
-    base: Settings, *, api_url: str, xbox_ids: int, ps_ids: int, chunk_size: int, workdir: Path
+    base: Settings,
+    *,
+    api_url: str,
+    xbox_ids: int,
+    ps_ids: int,
+    chunk_size: int,
+    workdir: Path,
+    lease_seconds: int = 30,
 ) -> Iterator[PipelineRig]:
     """A migrated throwaway database and vhost; stops every worker it started."""
     from ..testing.databases import temporary_database
@@ -166,6 +231,8 @@ def pipeline_rig(
         settings = db.replace(
             broker_url=broker,
             chunk_size=chunk_size,
+            secret_key=secrets.token_hex(24),
+            lease_seconds=lease_seconds,
             xbox_range=IdRange(XBOX_MIN, XBOX_MIN + max(xbox_ids, 1) - 1),
             ps_range=IdRange(PS_MIN, PS_MIN + max(ps_ids, 1) - 1),
             wg_api_url=api_url,
@@ -176,3 +243,5 @@ def pipeline_rig(
         finally:
             for w in rig.workers:
                 w.stop()
+            if rig._enrolment is not None:
+                rig._enrolment.stop(rig.prefix)

@@ -16,8 +16,34 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
 
-__all__ = ["Usage", "Worker", "broker_root", "rabbit_vhost", "usage_of_group"]
+import httpx
+
+__all__ = ["Usage", "Worker", "broker_root", "consumers", "rabbit_vhost", "usage_of_group"]
+
+MANAGEMENT_ENV = "BATTLETRACKER_TEST_BROKER_ADMIN_URL"
+DEFAULT_MANAGEMENT = "http://guest:guest@127.0.0.1:15672"
+
+
+def management_url() -> str:
+    return os.environ.get(MANAGEMENT_ENV, DEFAULT_MANAGEMENT)
+
+
+def consumers(broker: str, queue: str) -> int:
+    """Consumers of ``queue`` in the vhost of ``broker`` (0 if it is not declared yet)."""
+    vhost = urlsplit(broker).path.lstrip("/") or "/"
+    parts = urlsplit(management_url())
+    base = f"{parts.scheme}://{parts.hostname}:{parts.port or 15672}/api/"
+    auth = (unquote(parts.username or "guest"), unquote(parts.password or "guest"))
+    r = httpx.get(
+        f"{base}queues/{quote(vhost, safe='')}/{quote(queue, safe='')}", auth=auth, timeout=10
+    )
+    if r.status_code == 404:
+        return 0
+    r.raise_for_status()
+    return int(r.json().get("consumers", 0))
+
 
 BROKER_ENV = "BATTLETRACKER_TEST_BROKER_URL"
 DEFAULT_BROKER = "amqp://guest:guest@127.0.0.1:5672"
@@ -29,8 +55,16 @@ def broker_root() -> str:
     return os.environ.get(BROKER_ENV, DEFAULT_BROKER).rstrip("/")
 
 
-def _ctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+def _ctl(*args: str, tries: int = 4) -> None:
+    """``rabbitmqctl``; retried, since it fails now and then while others use the broker."""
+    for attempt in range(tries):
+        done = subprocess.run(
+            ["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=60
+        )
+        if done.returncode == 0:
+            return
+        time.sleep(1 + attempt)
+    raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {done.stderr or done.stdout}")
 
 
 @contextmanager
@@ -93,8 +127,10 @@ class Worker:
         pool: str = "prefork",
         concurrency: int = 1,
         extra: Sequence[str] = (),
+        log_level: str = "WARNING",
     ) -> None:
         self.name = name
+        self.queue = queues.split(",")[0]
         self.log = log
         args = [
             str(_BIN / "celery"),
@@ -113,7 +149,7 @@ class Worker:
             "--without-mingle",
             "--without-heartbeat",
             "-l",
-            "INFO",
+            log_level,
             *extra,
         ]
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -126,15 +162,22 @@ class Worker:
             start_new_session=True,
         )
 
-    def wait_ready(self, timeout: float = 90) -> None:
-        """Wait for the consumer to be up (the worker logs ``ready.``)."""
+    def wait_ready(self, broker: str, before: int, timeout: float = 90) -> None:
+        """Wait until the worker consumes its first queue (``before`` consumers were there).
+
+        Asked of RabbitMQ's management API, so the worker may log at WARNING, as a
+        volunteer's does: per-task INFO lines cost a node CPU the benchmark would count.
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker {self.name} died:\n{self.log.read_text()[-3000:]}")
-            if "ready." in self.log.read_text(errors="replace"):
-                return
-            time.sleep(0.2)
+            try:
+                if consumers(broker, self.queue) > before:
+                    return
+            except (OSError, httpx.HTTPError):  # the management API restarting: ask again
+                pass
+            time.sleep(0.3)
         raise TimeoutError(f"worker {self.name} not ready:\n{self.log.read_text()[-3000:]}")
 
     def usage(self) -> Usage:

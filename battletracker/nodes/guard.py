@@ -46,8 +46,15 @@ def _from_nodes(message: Any) -> bool:
     return info.get("exchange") == RESULTS_EXCHANGE or info.get("routing_key") == "store"
 
 
-def check_message(message: Any, name: str, limit: int) -> tuple[str, str] | None:
-    """``(reason, detail)`` if the message must be refused, else None."""
+def check_message(
+    message: Any, name: str, limit: int, own_limits: tuple[Any, Any] = (None, None)
+) -> tuple[str, str] | None:
+    """``(reason, detail)`` if the message must be refused, else None.
+
+    ``own_limits`` are the store task's own (hard, soft) time limits: a sender that has
+    the task registered (the server's own app, the demo's in-process worker) stamps
+    them on the message, which changes nothing; any other value is the sender's choice.
+    """
     size = len(message.body or b"")
     if size > limit:
         return "oversized", f"{size} bytes > {limit}"
@@ -56,7 +63,8 @@ def check_message(message: Any, name: str, limit: int) -> tuple[str, str] | None
     headers = message.headers or {}
     if headers.get("eta") or headers.get("expires") or headers.get("countdown"):
         return "bad_envelope", "eta/expires/countdown"
-    if any(x is not None for x in (headers.get("timelimit") or ())):
+    limits = tuple(headers.get("timelimit") or (None, None))
+    if limits != (None, None) and limits != tuple(own_limits):
         return "bad_envelope", "time limits"
     try:
         body = message.decode()
@@ -95,10 +103,10 @@ def _record(reason: str, detail: str) -> None:
         log.error("could not record a refused message (%s): %s", reason, exc)
 
 
-def _guarded(name: str, strategy: Any, limit: int, errors: Any) -> Any:
+def _guarded(name: str, strategy: Any, limit: int, errors: Any, own: tuple[Any, Any]) -> Any:
     def guard(message: Any, *args: Any, **kwargs: Any) -> Any:
         if _from_nodes(message):
-            refused = check_message(message, name, limit)
+            refused = check_message(message, name, limit, own)
             if refused is not None:
                 reason, detail = refused
                 log.warning("refused message from the results exchange: %s (%s)", reason, detail)
@@ -131,6 +139,8 @@ class StoreGuard(bootsteps.StartStopStep):
         if not settings.node_dir:
             declare_topology(c)
         limit = max_result_bytes(settings.chunk_size)
+        store = c.app.tasks.get(STORE_TASK)
+        own = (store.time_limit, store.soft_time_limit) if store is not None else (None, None)
         for name, strategy in list(c.strategies.items()):
             if not getattr(strategy, "__battletracker_guard__", False):
-                c.strategies[name] = _guarded(name, strategy, limit, c.connection_errors)
+                c.strategies[name] = _guarded(name, strategy, limit, c.connection_errors, own)

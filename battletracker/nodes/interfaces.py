@@ -76,6 +76,7 @@ REJECTION_REASONS = (
     "not_dispatched",  # the chunk is not handed out (pending, stored elsewhere, failed)
     "stale_attempt",  # a token of an earlier attempt
     "invalid",  # authenticated, but the data failed validation
+    "spot_check",  # authenticated, but the server's re-fetch disagrees
 )
 
 
@@ -83,7 +84,8 @@ class ResultRejected(NodeError):
     """A result that must not be stored; ``reason`` is one of :data:`REJECTION_REASONS`."""
 
     def __init__(self, reason: str, detail: str = "", *, node_id: int | None = None,
-                 claimed_node: int | None = None, chunk_id: int | None = None) -> None:  # fmt: skip
+                 claimed_node: int | None = None, chunk_id: int | None = None,
+                 reissue_attempt: int | None = None) -> None:  # fmt: skip
         super().__init__(f"{reason}: {detail}" if detail else reason)
         assert reason in REJECTION_REASONS, reason
         self.reason = reason
@@ -92,6 +94,8 @@ class ResultRejected(NodeError):
         self.node_id = node_id
         self.claimed_node = claimed_node
         self.chunk_id = chunk_id
+        #: set when the chunk, handed to this node in that attempt, must go to another
+        self.reissue_attempt = reissue_attempt
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,11 @@
 is looked at as data, and in this order (cheap and lock-free first):
 
 1. the ``auth`` member is well formed (node id, lease id, attempt, token, signature);
-2. the node exists and is approved (pending, quarantined and banned nodes are refused);
-3. the lease is this node's and not revoked (a ban revokes it at once);
-4. the signature over the whole message verifies with the lease's key;
-5. the dispatch token matches the chunk's id, cycle, span and the attempt it names;
+2. the node exists and the lease is one of its leases;
+3. the signature over the whole message verifies with the lease's key;
+4. the dispatch token matches the chunk's id, cycle, span and the attempt it names;
+5. the node is approved: a banned or quarantined node's authentic result is refused,
+   and its chunk handed to another node at once (it will never deliver it);
 6. under the chunk's row lock: the chunk is ``dispatched`` and in that very attempt.
 
 A chunk already ``stored`` is reported as a duplicate (a redelivery), not a rejection.
@@ -91,10 +92,8 @@ def authenticate_result(session: Session, raw: object, *, key: bytes) -> Authent
     node = session.get(Node, node_id)
     if node is None:
         raise ResultRejected("unknown_node", f"node {node_id}", **ctx)
-    if node.state != NodeState.approved:
-        raise ResultRejected("node_not_allowed", f"node {node_id} is {node.state.value}", **ctx)
     lease = session.get(NodeLease, lease_id)
-    if lease is None or lease.node_id != node_id or lease.revoked_at is not None:
+    if lease is None or lease.node_id != node_id:
         raise ResultRejected("bad_lease", f"lease {lease_id}", **ctx)
     if not verify_result_signature(lease.signing_key, raw, sig):
         raise ResultRejected("bad_signature", "", **ctx)
@@ -106,6 +105,9 @@ def authenticate_result(session: Session, raw: object, *, key: bytes) -> Authent
     expected = dispatch_token(key, chunk_id, cycle_id, first_id, last_id, attempt)
     if not hmac.compare_digest(expected, token):
         raise ResultRejected("bad_token", "", **ctx)
+    if node.state != NodeState.approved:
+        raise ResultRejected("node_not_allowed", f"node {node_id} is {node.state.value}",
+                             reissue_attempt=attempt, **ctx)  # fmt: skip
     chunk = session.execute(
         select(Chunk).where(Chunk.id == chunk_id).with_for_update()
     ).scalar_one_or_none()
@@ -118,7 +120,9 @@ def authenticate_result(session: Session, raw: object, *, key: bytes) -> Authent
     if chunk.attempts != attempt:
         raise ResultRejected("stale_attempt", f"attempt {attempt}, chunk at {chunk.attempts}",
                              **ctx)  # fmt: skip
-    if chunk.status != ChunkStatus.dispatched:
+    # issue 13: a result for a night closed since ('missed') is the store's to call late,
+    # not the node's fault
+    if chunk.status not in (ChunkStatus.dispatched, ChunkStatus.missed):
         raise ResultRejected("not_dispatched", f"chunk is {chunk.status.value}", **ctx)
     return Authenticated(body, node_id, node.name, attempt)
 

@@ -14,7 +14,7 @@ import signal
 import time
 from typing import Any
 
-from celery.exceptions import Reject
+from celery.exceptions import Ignore, Reject
 
 from ..app import PipelineTask, app, current_settings
 from ..release import installed_version, needs_newer
@@ -54,10 +54,13 @@ def fetch_range(self: PipelineTask, chunk: dict[str, Any]) -> dict[str, Any]:
     keeper = keeper_for(settings.node_dir)
     if keeper is not None:
         # with no key of its own, wait up to one renewal for a share of the pool
-        leased = keeper.keys(wait=0.0 if settings.wg_keys else settings.lease_seconds / 3 + 1)
+        wait = 0.0 if settings.wg_keys else keeper.renew_in + 1
+        leased = keeper.usable_keys(wait=wait)
         if not leased and not settings.wg_keys:  # no share yet (or all keys disabled)
             _back_off(1.0)
         settings = settings.replace(wg_keys=settings.wg_keys + leased)
+    # issue 13: the server's staleness clock: this chunk is being fetched now
+    _notify(spec, chunk, keeper, node, progress=True)
     try:
         # issue 16: the process's lasting request stream per key (several chunks at once)
         result = fetch_on_node(spec, settings, node).to_message()
@@ -65,9 +68,11 @@ def fetch_range(self: PipelineTask, chunk: dict[str, Any]) -> dict[str, Any]:
         _stop_fetching(self, exc, keeper)
         raise Reject(str(exc), requeue=True) from exc
     except MethodDisabled as exc:
-        if keeper is not None:
-            _back_off(60.0)
-        raise self.retry(exc=exc, countdown=30 * 60, max_retries=48) from exc
+        # issue 13: the server holds the chunk and publishes it again later; this message
+        # is done (a 30-minute delayed retry here would sit unacked near RabbitMQ's
+        # consumer timeout, and a node may not re-publish)
+        _notify(spec, chunk, keeper, node, held=str(exc))
+        raise Ignore() from exc
     except RequestBug as exc:
         log.error("chunk %s: request bug, not retried: %s", spec.chunk_id, exc)
         if keeper is None:
@@ -82,6 +87,19 @@ def fetch_range(self: PipelineTask, chunk: dict[str, Any]) -> dict[str, Any]:
         raise self.retry(exc=exc, countdown=30 * 2**self.request.retries) from exc
     metrics.record_fetch(result)
     return keeper.sign(result, chunk) if keeper is not None else result
+
+
+def _notify(spec: ChunkSpec, chunk: dict[str, Any], keeper: LeaseKeeper | None, node: str,
+            **notice: Any) -> None:  # fmt: skip
+    """Tell the server about the chunk on the one way a node may: the results' queue,
+    signed like a result (``pipeline.store`` applies it to the dispatched chunk)."""
+    message = {"v": 1, **spec.to_message(), "node": node, **notice}
+    if keeper is not None:
+        message = keeper.sign(message, chunk)
+    try:
+        app.send_task("battletracker.store_results", args=(message,))
+    except Exception as exc:  # a notice is best effort: the fetch goes on without it
+        log.warning("chunk %s: notice not sent: %s", spec.chunk_id, exc)
 
 
 def _stop_this_worker() -> None:

@@ -51,11 +51,11 @@ def run_on_node_loop(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run_coroutine_threadsafe(coro, _node_loop()).result()
 
 
-def _bucket(app_id: str, rps: float) -> TokenBucket:
+def _bucket(app_id: str, rps: float, margin: float) -> TokenBucket:
     with _LOCK:
         bucket = _BUCKETS.get(app_id)
-        if bucket is None or bucket.configured != rps:
-            bucket = _BUCKETS[app_id] = TokenBucket(rps)
+        if bucket is None or bucket.configured != rps or bucket.margin != margin:
+            bucket = _BUCKETS[app_id] = TokenBucket(rps, margin=margin)
         return bucket
 
 
@@ -74,8 +74,8 @@ def _lasting_slots(settings: Settings) -> list[KeySlot]:
                 settings.wg_api_url, key.app_id, timeout=settings.request_timeout
             )
         concurrency = settings.fetch_concurrency or concurrency_for(key.rps)
-        slots.append(KeySlot(client, _bucket(key.app_id, key.rps), concurrency=concurrency,
-                             dead=key.app_id in _DEAD))  # fmt: skip
+        bucket = _bucket(key.app_id, key.rps, settings.fetch_rate_margin)
+        slots.append(KeySlot(client, bucket, concurrency=concurrency, dead=key.app_id in _DEAD))
     return slots
 
 
@@ -106,7 +106,7 @@ def slots_for(settings: Settings) -> list[KeySlot]:
         raise KeyUnusable("no API key configured (BATTLETRACKER_WG_KEYS)")
     slots = []
     for key in settings.wg_keys:
-        bucket = _bucket(key.app_id, key.rps)
+        bucket = _bucket(key.app_id, key.rps, settings.fetch_rate_margin)
         client = WargamingClient(settings.wg_api_url, key.app_id, timeout=settings.request_timeout)
         concurrency = settings.fetch_concurrency or concurrency_for(key.rps)
         slot = KeySlot(client, bucket, concurrency=concurrency, dead=key.app_id in _DEAD)

@@ -17,11 +17,12 @@ import httpx
 from sqlalchemy import select
 
 from ..db import session_scope
-from ..models import Chunk, ChunkStatus, Cycle
+from ..models import Chunk, ChunkStatus, Cycle, CycleStatus
 from ..settings import Settings
 from ..wargaming.client import WargamingClient
 from ..wargaming.ratelimit import NoLimit, RateLimiter, TokenBucket
-from .coordinator import create_cycle
+from .boards import materialise_cycle
+from .coordinator import close_open_nights, create_cycle
 from .diffs import compute_diffs
 from .fetch import KeySlot, concurrency_for, fetch_chunk
 from .finish import finish_cycle
@@ -29,7 +30,7 @@ from .ranges import grow_ranges
 from .result import ChunkSpec, InvalidResult
 from .store import mark_rejected, store_result
 
-__all__ = ["CycleSummary", "Progress", "run_cycle"]
+__all__ = ["CycleSummary", "Progress", "advance", "run_cycle"]
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +103,15 @@ def run_cycle(
 ) -> CycleSummary:
     """Run (or finish) the cycle of ``date`` here; ``transport`` swaps the HTTP layer.
 
-    With a ``transport`` (the in-process simulator) requests are not paced; over real
-    HTTP each key's token bucket applies as in a worker.
+    As beat would: earlier nights still fetching are closed as partial first
+    (:func:`~.coordinator.close_open_nights`); then every recorded stage of every open
+    night runs, in date order. A date before the latest night raises
+    :class:`~.coordinator.CycleRefused`. With a ``transport`` (the in-process simulator)
+    requests are not paced; over real HTTP each key's token bucket applies as in a
+    worker. ``after_diffs`` (a cycle id) runs after each night's diffs.
     """
     with session_scope(settings) as session:
+        close_open_nights(session, date)
         start = create_cycle(session, settings, date)
     with session_scope(settings) as session:
         todo = session.execute(
@@ -119,14 +125,35 @@ def run_cycle(
     total = start.chunks
     if specs:
         asyncio.run(_fetch_all(settings, specs, transport, progress, total, total - len(specs)))
-    with session_scope(settings) as session:
-        compute_diffs(session, start.cycle_id)
-    if after_diffs:
-        after_diffs(start.cycle_id)
-    with session_scope(settings) as session:
-        grow_ranges(session, settings, start.cycle_id)
-    finish_cycle(settings, start.cycle_id)
+    advance(settings, after_diffs=after_diffs)
     return summarise(settings, start.cycle_id)
+
+
+def advance(settings: Settings, *, after_diffs: Callable[[int], None] | None = None) -> None:
+    """Run the recorded stages of every night past fetching, earliest night first."""
+    stages = [CycleStatus.diffing, CycleStatus.growing, CycleStatus.materialising,
+              CycleStatus.exporting]  # fmt: skip
+    while True:
+        with session_scope(settings) as session:
+            cycle = session.execute(
+                select(Cycle).where(Cycle.status.in_(stages)).order_by(Cycle.date).limit(1)
+            ).scalar_one_or_none()
+            if cycle is None:
+                return
+            cycle_id, status = cycle.id, cycle.status
+        if status == CycleStatus.diffing:
+            with session_scope(settings) as session:
+                if compute_diffs(session, cycle_id) is None:
+                    return  # an earlier night is still fetching
+            if after_diffs:
+                after_diffs(cycle_id)
+        elif status == CycleStatus.growing:
+            with session_scope(settings) as session:
+                grow_ranges(session, settings, cycle_id)
+        elif status == CycleStatus.materialising:
+            materialise_cycle(settings, cycle_id)
+        else:
+            finish_cycle(settings, cycle_id)
 
 
 def summarise(settings: Settings, cycle_id: int) -> CycleSummary:

@@ -21,8 +21,11 @@ __all__ = [
     "CYCLE_CHUNKS",
     "QUEUE_MESSAGES",
     "RESULTS",
+    "STAGE_FAILURES",
     "STORE_ROWS",
     "STORE_SECONDS",
+    "TASK_RUNS",
+    "TASK_SECONDS",
     "record_fetch",
     "serve_worker_metrics",
 ]
@@ -44,6 +47,18 @@ RESULTS = Counter("battletracker_results", "Fetch results by store outcome", ["o
 CYCLE_CHUNKS = Gauge(
     "battletracker_cycle_chunks", "Chunks of the running cycle, as of the last store", ["state"]
 )
+TASK_RUNS = Counter(
+    "battletracker_task_runs", "Pipeline task runs by task and outcome "
+    "(ok, retry, error, soft_time_limit)", ["task", "outcome"],
+)  # fmt: skip
+TASK_SECONDS = Histogram(
+    "battletracker_task_seconds", "Seconds one pipeline task run took", ["task"],
+    buckets=(0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800),
+)  # fmt: skip
+STAGE_FAILURES = Counter(
+    "battletracker_stage_failures", "Cycle stages that failed for good (cycle marked failed)",
+    ["stage"],
+)  # fmt: skip
 QUEUE_MESSAGES = Gauge(
     "battletracker_queue_messages", "Messages ready in a queue, as of the last reaper run",
     ["queue"],

@@ -70,6 +70,6 @@ def grow_ranges(session: Session, settings: Settings, cycle_id: int) -> list[Gro
             g.platform, g.old_max, g.new_max, g.highest, settings.growth_margin,
         )  # fmt: skip
     cycle.notes = {**(cycle.notes or {}), "growth": [asdict(g) for g in grown]}
-    cycle.status = CycleStatus.exporting
+    cycle.status = CycleStatus.materialising
     cycle.status_changed_at = func.now()
     return grown

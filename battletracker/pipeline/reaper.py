@@ -2,9 +2,14 @@
 
 - chunks never published (the coordinator died between commit and publish),
 - chunks whose result was rejected or whose fetch gave up,
-- chunks dispatched long ago and still not stored, but only when the fetch queue has
-  no ready message left (otherwise they are simply still waiting in line),
-- cycles whose next stage was never sent or is stuck.
+- held chunks (METHOD_DISABLED) whose ``not_before`` has passed,
+- chunks whose fetch stopped making progress: a fetch says when it starts
+  (``progress_at``), and a started fetch that has not stored its chunk within the
+  fetch's hard time limit is dead (the limit would have ended it); a chunk never
+  started is waiting in the queue, and lost only when the fetch queue holds no ready
+  message any more and it was dispatched long ago. Chunks being fetched when the
+  queue first reads empty are therefore left alone;
+- cycles whose next stage was never sent or is stuck (every recorded stage).
 
 A chunk handed out ``max_attempts`` times is marked ``failed`` for the operator
 (``battletracker cycle retry`` hands it out again).
@@ -23,7 +28,15 @@ from ..models import Chunk, ChunkStatus, Cycle, CycleStatus
 from ..settings import Settings
 from .coordinator import Publish, dispatch_chunks
 
-__all__ = ["ReapReport", "reap"]
+__all__ = ["FETCH_HARD_LIMIT", "ReapReport", "reap"]
+
+#: The fetch task's hard time limit (``pipeline.fetch_task``): a fetch that started
+#: longer ago than this (plus a margin for the result to reach the store) is over.
+FETCH_HARD_LIMIT = dt.timedelta(minutes=20)
+_MARGIN = dt.timedelta(minutes=2)
+#: Every recorded stage after fetching.
+_STAGES = [CycleStatus.diffing, CycleStatus.growing, CycleStatus.materialising,
+           CycleStatus.exporting]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +60,21 @@ def reap(
     """One pass; ``fetch_queue_ready`` is the fetch queue's ready count (None: unknown)."""
     # the database's clock, the one that stamped dispatched_at and status_changed_at
     now = now or session.execute(select(func.now())).scalar_one()
-    stale = now - dt.timedelta(seconds=settings.stale_after_seconds)
+    stale_after = dt.timedelta(seconds=settings.stale_after_seconds)
+    stale = now - stale_after
     report = ReapReport()
     active = select(Cycle.id).where(Cycle.status == CycleStatus.fetching)
 
-    # dispatched long ago and not stored: lost, unless still waiting in the queue
-    overdue = and_(Chunk.status == ChunkStatus.dispatched, Chunk.dispatched_at < stale)
-    gone = [Chunk.status == ChunkStatus.rejected]
+    # a started fetch past its hard time limit is over; a chunk never started is waiting
+    # in the queue, lost only when the queue holds nothing and it was dispatched long ago
+    dispatched = Chunk.status == ChunkStatus.dispatched
+    dead = and_(dispatched, Chunk.progress_at.is_not(None),
+                Chunk.progress_at < now - max(FETCH_HARD_LIMIT + _MARGIN, stale_after))
+    unstarted = and_(dispatched, Chunk.progress_at.is_(None), Chunk.dispatched_at < stale)
+    gone = [Chunk.status == ChunkStatus.rejected, dead]
     if fetch_queue_ready == 0:
-        gone.append(overdue)
+        gone.append(unstarted)
+    released = and_(Chunk.status == ChunkStatus.held, Chunk.not_before <= now)
     report.failed = session.execute(  # type: ignore[attr-defined]
         update(Chunk)
         .where(
@@ -69,8 +88,9 @@ def reap(
     recorded_earlier = select(Cycle.id).where(Cycle.started_at < now - dt.timedelta(seconds=60))
     never_sent = and_(Chunk.status == ChunkStatus.pending, Chunk.cycle_id.in_(recorded_earlier))
     report.republished = dispatch_chunks(
-        session, publish, where=[Chunk.cycle_id.in_(active), or_(never_sent, *gone)]
-    )
+        session, publish,
+        where=[Chunk.cycle_id.in_(active), or_(never_sent, released, *gone)],
+    )  # fmt: skip
 
     # a completed count whose status flip was lost, and stages stuck past the threshold
     session.execute(
@@ -86,7 +106,7 @@ def reap(
     stuck = session.execute(
         select(Cycle.id, Cycle.status)
         .where(
-            Cycle.status.in_([CycleStatus.diffing, CycleStatus.growing, CycleStatus.exporting]),
+            Cycle.status.in_(_STAGES),
             Cycle.status_changed_at <= stale,
         )
         .with_for_update(skip_locked=True)

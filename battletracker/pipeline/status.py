@@ -48,6 +48,16 @@ class CycleProgress:
     #: Distinct node names that stored or were handed a chunk within :data:`RECENT`.
     nodes_online: int
     growth: list[dict[str, Any]]
+    #: Rows set aside by the store (a rule broken) and accounts whose counters went down.
+    set_aside: int = 0
+    anomalies: int = 0
+    #: First sightings not counted as play (the platform's first night, unreadable ids).
+    baseline_accounts: int | None = None
+    #: Closed before every chunk was stored: how many chunks and ids were missed.
+    partial: dict[str, Any] | None = None
+    #: The stage that failed for good and its error (status ``failed``).
+    failed_stage: str | None = None
+    error: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -121,6 +131,12 @@ def progress_of(session: Session, cycle: Cycle, *, now: dt.datetime | None = Non
         eta_seconds=eta,
         nodes_online=int(nodes),
         growth=list((cycle.notes or {}).get("growth", [])),
+        set_aside=cycle.set_aside or 0,
+        anomalies=cycle.anomalies or 0,
+        baseline_accounts=cycle.baseline_accounts,
+        partial=(cycle.notes or {}).get("partial") if cycle.partial else None,
+        failed_stage=cycle.failed_stage,
+        error=cycle.error,
     )
 
 

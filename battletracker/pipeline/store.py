@@ -9,16 +9,18 @@ restart.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from ..db import copy_rows
 from ..models import COUNTERS, Chunk, ChunkStatus, Cycle, CycleStatus, SetAsideRow
-from .result import COLUMNS, FetchResult, InvalidResult, validate_result
+from .result import COLUMNS, ChunkSpec, FetchResult, InvalidResult, validate_result
 
 __all__ = ["StoreOutcome", "StoreReport", "mark_rejected", "store_result"]
 
@@ -38,6 +40,10 @@ class StoreOutcome(enum.StrEnum):
     rejected = "rejected"
     #: for a chunk of a night that was closed before it came back: not stored
     late = "late"
+    #: a node's notice that it started fetching the chunk (the reaper's staleness clock)
+    progress = "progress"
+    #: a node's notice that the API said METHOD_DISABLED: the chunk is held for a while
+    held = "held"
 
 
 @dataclass(frozen=True)
@@ -96,7 +102,13 @@ def store_result(session: Session, raw: object, *, now: int | None = None) -> St
     a chunk whose night was closed (``missed``) is refused as ``late``: that night's
     numbers are final, and data read after a later night began is not that night's.
     ``now`` (Unix seconds) is the clock of the timestamp rules.
+
+    A node's notices travel the same way as its results (the only queue a node may
+    write to, authenticated the same way): ``{..chunk.., "progress": true}`` when a
+    fetch starts, ``{..chunk.., "held": reason}`` when the API said METHOD_DISABLED.
     """
+    if isinstance(raw, dict) and ("progress" in raw or "held" in raw):
+        return _notice(session, raw)
     result = validate_result(raw, now=now)
     spec = result.spec
     chunk = session.execute(
@@ -153,6 +165,44 @@ def store_result(session: Session, raw: object, *, now: int | None = None) -> St
         StoreOutcome.stored, spec.chunk_id, spec.cycle_id, len(result.rows), complete,
         set_aside=len(result.set_aside),
     )  # fmt: skip
+
+
+#: A chunk held on METHOD_DISABLED is published again after this long (a delayed retry on
+#: the node instead would sit unacked near RabbitMQ's 30-minute consumer timeout).
+HOLD = dt.timedelta(minutes=30)
+_NOTICE_KEYS = {"v", "cycle_id", "chunk_id", "platform", "first_id", "last_id", "node",
+                "progress", "held", "attempt", "token", "auth"}  # fmt: skip
+
+
+def _notice(session: Session, raw: dict[str, Any]) -> StoreReport:
+    """Apply a node's progress or hold notice to its dispatched chunk (nothing else)."""
+    unknown = set(raw) - _NOTICE_KEYS
+    if unknown or ("progress" in raw) == ("held" in raw):
+        raise InvalidResult(f"notice: unexpected keys {sorted(unknown)[:5]}")
+    spec = ChunkSpec.from_message(raw)
+    reason = raw.get("held")
+    if "held" in raw and (not isinstance(reason, str) or len(reason) > 500):
+        raise InvalidResult("notice: held needs a short reason")
+    if "progress" in raw and raw["progress"] is not True:
+        raise InvalidResult("notice: progress must be true")
+    chunk = session.execute(
+        select(Chunk).where(Chunk.id == spec.chunk_id).with_for_update()
+    ).scalar_one_or_none()
+    if chunk is None or (chunk.cycle_id, chunk.platform.value, chunk.first_id, chunk.last_id) != (
+        spec.cycle_id, spec.platform, spec.first_id, spec.last_id
+    ):
+        raise InvalidResult(f"notice for chunk {spec.chunk_id}: no such chunk")
+    outcome = StoreOutcome.progress if "progress" in raw else StoreOutcome.held
+    if chunk.status != ChunkStatus.dispatched:  # stored, missed, rejected...: too late
+        return StoreReport(StoreOutcome.duplicate, spec.chunk_id, spec.cycle_id)
+    if outcome == StoreOutcome.progress:
+        chunk.progress_at = func.now()
+    else:
+        chunk.status = ChunkStatus.held
+        chunk.not_before = func.now() + HOLD
+        chunk.error = f"held: {reason}"[:1000]
+        log.warning("chunk %s held until later: %s", spec.chunk_id, reason)
+    return StoreReport(outcome, spec.chunk_id, spec.cycle_id)
 
 
 def mark_rejected(session: Session, raw: object, reason: str) -> StoreReport:

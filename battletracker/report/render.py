@@ -16,7 +16,8 @@ from .data import MEASURES, PLATFORMS, DayReport
 
 __all__ = ["render_png"]
 
-COLOURS = {"xbox": "#2f8f3a", "ps": "#2f5fbf"}
+#: The dashboard's colours (static/charts.js): Xbox first, PlayStation second.
+COLOURS = {"xbox": "#2f6fdf", "ps": "#e0662f"}
 #: matplotlib keeps module-level state (font cache, rcParams): one drawing at a time.
 _LOCK = threading.Lock()
 
@@ -24,16 +25,18 @@ _LOCK = threading.Lock()
 def _fmt(value: float) -> str:
     if value < 100 and value != int(value):
         return f"{value:.1f}"
-    if value >= 10_000_000:
-        return f"{value / 1_000_000:.1f} M"
+    if value >= 1_000_000:
+        return f"{value / 1_000_000:.3g} M"
     if value >= 100_000:
         return f"{value / 1_000:.0f} k"
     return f"{value:,.0f}"
 
 
 def _change(value: int, mean: float | None) -> str:
-    if mean is None or mean == 0:
+    if mean is None:
         return "no earlier days"
+    if mean == 0:
+        return "avg 0"
     pct = (value - mean) / mean * 100
     return f"{pct:+.1f} % vs {_fmt(mean)} avg"
 

@@ -17,12 +17,13 @@ from contextlib import ExitStack, suppress
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Connection, create_engine, text
+from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
+from ..db import make_engine
 from ..models import COUNTERS, PS_THRESHOLD
 from ..pipeline.partitions import ensure_partitions_between
-from ..settings import load_settings
+from ..settings import Settings, load_settings
 from .interfaces import PLATFORMS, WINDOWS, UnknownPlayer
 from .materialise import leaf_name, materialise
 from .queries import around, rank_of, top
@@ -106,17 +107,18 @@ def _timed(samples: list[float], fn: Callable[[], Any]) -> None:
 
 
 def run(*, players: int, days: int = 30, active: float = 0.08, lookups: int = 2000,
-        database_url: str | None = None, echo: Callable[[str], Any] = print) -> dict[str, Any]:
+        database_url: str | None = None, echo: Callable[[str], Any] = print,
+        settings: Settings | None = None) -> dict[str, Any]:
     """Generate, materialise and measure; prints a report and returns the figures."""
     from ..testing.databases import temporary_database
 
     with ExitStack() as stack:
-        settings = load_settings()
+        settings = settings or load_settings()
         if database_url is None:
             settings = stack.enter_context(temporary_database(settings, prefix="bt_bench"))
         else:
             settings = settings.replace(database_url=database_url)
-        engine = create_engine(settings.database_url)
+        engine = make_engine(settings.database_url)
         stack.callback(engine.dispose)
         echo(f"generating {players:,} players, {days} days of diffs ({active:.0%} active)")
         t0 = time.perf_counter()

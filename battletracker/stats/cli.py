@@ -10,7 +10,7 @@ import datetime as dt
 
 import click
 
-from ..settings import load_settings
+from ..clicontext import settings_of
 from .interfaces import WINDOWS
 
 __all__ = ["stats_cli"]
@@ -30,7 +30,9 @@ def stats_cli() -> None:
 @click.option("--force", is_flag=True,
               help="Build even if the live boards are as of a later date.")
 @click.option("--no-activity", is_flag=True, help="Skip the daily activity row.")
+@click.pass_context
 def materialise_cmd(
+    ctx: click.Context,
     day: dt.datetime, boards: tuple[str, ...], windows: tuple[str, ...], force: bool,
     no_activity: bool,
 ) -> None:
@@ -38,7 +40,7 @@ def materialise_cmd(
     from ..db import engine_for
     from .materialise import materialise
 
-    engine = engine_for(load_settings())
+    engine = engine_for(settings_of(ctx))
     results = materialise(
         engine, day.date(), boards=boards or None, windows=windows or WINDOWS,
         activity=not no_activity, force=force,
@@ -63,10 +65,11 @@ def materialise_cmd(
               help="Lookups of each kind.")
 @click.option("--database-url", default=None,
               help="Use this (empty, migrated) database instead of a throwaway one.")
-def bench_cmd(players: int, days: int, active: float, lookups: int,
+@click.pass_context
+def bench_cmd(ctx: click.Context, players: int, days: int, active: float, lookups: int,
               database_url: str | None) -> None:
     """Generate synthetic players and diffs, materialise, time lookups (p50/p99)."""
     from .bench import run
 
     run(players=players, days=days, active=active, lookups=lookups,
-        database_url=database_url, echo=click.echo)
+        database_url=database_url, echo=click.echo, settings=settings_of(ctx))

@@ -45,16 +45,17 @@ import datetime as dt
 import logging
 import math
 import time
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection, Engine, text
 
 from ..db import copy_rows
 
 if TYPE_CHECKING:
-    import psycopg2.extensions
+    import psycopg
 from ..models import COUNTERS
 from .activity import materialise_activity
 from .interfaces import WINDOWS, LeaderboardScorer, UnknownWindow
@@ -63,9 +64,13 @@ from .registry import Registry, default_registry
 __all__ = [
     "WINDOW_DAYS",
     "BuildResult",
+    "StaleSums",
+    "build_window_sums",
     "leaf_name",
     "materialise",
+    "materialise_board",
     "materialise_window",
+    "sums_name",
     "window_bounds",
 ]
 
@@ -175,35 +180,38 @@ def _fill_python(
         )
     )
     eligible = scorer.sql_eligible() or "true"
-    raw = cast("psycopg2.extensions.connection", conn.connection.dbapi_connection)
-    # A named (server-side) cursor inside the same transaction: rows arrive in batches
-    # instead of all at once.
+    raw = cast("psycopg.Connection[Any]", conn.connection.dbapi_connection)
+    # A named (server-side) psycopg 3 cursor inside the same transaction: rows arrive in
+    # batches instead of all at once.
     with raw.cursor(name="lb_stream") as cur:
         cur.itersize = _BATCH
         cur.execute(
             f"SELECT account_id, platform::text, {_COUNTER_COLS} FROM {source} "
             f"WHERE ({eligible})"
         )
-        batch: list[tuple[int, str, int, str]] = []
+        batch: list[tuple[int, str, int, float]] = []
         for row in cur:
             counters = dict(zip(COUNTERS, row[2:], strict=True))
             value = scorer.score(counters)
             if value is None or not math.isfinite(value):
                 continue
-            # repr() is the shortest string that reads back as the same float8
-            batch.append((row[0], row[1], counters["battles"], repr(float(value))))
+            batch.append((row[0], row[1], counters["battles"], float(value)))
             if len(batch) >= _BATCH:
-                copy_rows(conn, "lb_python_scores", ("account_id", "platform", "battles",
-                                                     "score"), batch)
+                _copy_scores(conn, batch)
                 batch = []
-        copy_rows(conn, "lb_python_scores", ("account_id", "platform", "battles", "score"),
-                  batch)
+        _copy_scores(conn, batch)
     conn.execute(
         text(_rank_insert(target, "SELECT account_id, platform, battles, score "
                                   "FROM lb_python_scores")),
         params,
     )
     conn.execute(text("DROP TABLE lb_python_scores"))
+
+
+def _copy_scores(conn: Connection, batch: list[tuple[int, str, int, float]]) -> None:
+    """Binary COPY: a float8 goes back bit for bit, no text round trip."""
+    copy_rows(conn, "lb_python_scores", ("account_id", "platform", "battles", "score"), batch,
+              types=("int8", "text", "int8", "float8"))
 
 
 def _ensure_board_parent(conn: Connection, board: str) -> None:
@@ -343,6 +351,104 @@ def materialise_window(
             _swap(conn, scorer.name, window, new)
             results.append(_record(conn, scorer.name, window, as_of, method, seconds))
     return results
+
+
+class StaleSums(RuntimeError):
+    """A board task found its window's sums missing or made for another date."""
+
+
+def sums_name(window: str) -> str:
+    """The unlogged table holding a window's per-account sums for the board tasks."""
+    return f"lb_sums__{window}"
+
+
+def _lock_key(*parts: str) -> int:
+    """A stable advisory-lock key per board and window (or per window's sums)."""
+    return 0x6274_0000_0000 + zlib.crc32("/".join(parts).encode())
+
+
+def build_window_sums(conn: Connection, window: str, as_of: dt.date,
+                      *, work_mem: str = DEFAULT_WORK_MEM) -> str:
+    """(Re)build the window's sums once, for every board task of that window to read.
+
+    Returns the relation the boards of ``window`` read (``players`` for ``all``). The
+    sums go to an UNLOGGED table (rebuilt every night, never worth a WAL record or a
+    backup), swapped in by rename and labelled with ``as_of`` so a board task can tell
+    sums of another night from its own. ``conn`` must not be in a transaction.
+    """
+    bounds = window_bounds(window, as_of)
+    if bounds is None:
+        return "players"
+    name, new = sums_name(window), sums_name(window) + "__new"
+    sums = ", ".join(f"sum({c})::bigint AS {c}" for c in COUNTERS)
+    with conn.begin():
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key("sums", window)})
+        conn.execute(text("SELECT set_config('work_mem', :m, true)"), {"m": work_mem})
+        conn.execute(text(f"DROP TABLE IF EXISTS {new}"))
+        conn.execute(
+            text(
+                f"CREATE UNLOGGED TABLE {new} AS "
+                f"SELECT account_id, min(platform)::text AS platform, {sums} "
+                f"FROM diff_battles WHERE date BETWEEN :first AND :last GROUP BY account_id"
+            ),
+            {"first": bounds[0], "last": bounds[1]},
+        )
+        conn.execute(text(f"ANALYZE {new}"))
+        conn.execute(text("SET LOCAL lock_timeout = '30s'"))
+        conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
+        conn.execute(text(f"ALTER TABLE {new} RENAME TO {name}"))
+        conn.execute(text(f"COMMENT ON TABLE {name} IS '{as_of.isoformat()}'"))
+    return name
+
+
+def materialise_board(
+    conn: Connection,
+    as_of: dt.date,
+    window: str,
+    scorer: LeaderboardScorer,
+    *,
+    force: bool = False,
+    work_mem: str = DEFAULT_WORK_MEM,
+) -> BuildResult:
+    """Build and swap in one board over one window, alone (one transaction).
+
+    The unit of the parallel rebuild: each board x window is its own task, so the
+    nightly boards spread over the server worker's processes and no task holds more
+    than one board's work (well inside a task time limit at 17 M accounts). The window's
+    sums must have been built for ``as_of`` by :func:`build_window_sums`. Unlike
+    :func:`materialise_window`, boards of a window are swapped one by one, each as soon
+    as it is ready: a reader may see one board of tonight beside another of last night
+    for a few minutes, never a half-built board. ``conn`` must not be in a transaction.
+    """
+    window_bounds(window, as_of)  # validates the window
+    board = scorer.name
+    with conn.begin():
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+        _ensure_board_parent(conn, board)
+    with conn.begin():
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(board, window)})
+        conn.execute(text("SELECT set_config('work_mem', :m, true)"), {"m": work_mem})
+        newer = conn.execute(
+            text("SELECT as_of FROM leaderboard_builds WHERE board = :b AND time_window = :w"),
+            {"b": board, "w": window},
+        ).scalar()
+        if newer is not None and newer > as_of and not force:
+            log.info("skip %s/%s: built as of %s > %s", board, window, newer, as_of)
+            return BuildResult(board, window, newer, 0, 0, 0, "", 0.0, True)
+        source = "players"
+        if window != "all":
+            source = sums_name(window)
+            made_for = conn.execute(
+                text("SELECT obj_description(to_regclass(:n), 'pg_class')"), {"n": source}
+            ).scalar()
+            if made_for != as_of.isoformat():
+                raise StaleSums(f"{source} is for {made_for!r}, not {as_of}")
+        t0 = time.perf_counter()
+        new, method = _build(conn, scorer, window, source, as_of)
+        seconds = time.perf_counter() - t0
+        conn.execute(text("SET LOCAL lock_timeout = '30s'"))
+        _swap(conn, board, window, new)
+        return _record(conn, board, window, as_of, method, seconds)
 
 
 def materialise(

@@ -206,6 +206,8 @@ class StandIn:
                 reply = self._route(req)
             except _EsError as err:
                 reply = _Reply(err.status, err.body())
+            except Exception as exc:  # a stand-in bug: answer 500, do not drop the connection
+                reply = _Reply(500, _EsError(500, "stand_in_bug", repr(exc)).body())
         if reply.text is not None:
             return reply.status, "text/plain; charset=UTF-8", reply.text.encode()
         ctype = (f"application/vnd.elasticsearch+json; compatible-with={compat}"
@@ -542,6 +544,8 @@ class StandIn:
     # -- documents and indices ------------------------------------------------------------
 
     def _get_doc(self, req: _Request, index: str, doc_id: str) -> _Reply:
+        if index in self.aliases and len(self.aliases[index]) == 1:
+            index = next(iter(self.aliases[index]))  # GET through an alias of one index
         docs = self._resolve_one(index)
         if doc_id not in docs:
             return _Reply(404, None if req.method == "HEAD" else

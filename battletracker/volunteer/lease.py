@@ -119,11 +119,17 @@ class LeaseKeeper:
     # -- use -------------------------------------------------------------------------------
 
     @property
+    def renew_in(self) -> float:
+        """Seconds between renewals (the server's lease period / 3)."""
+        with self._lock:
+            return float(self._lease.get("renew_in", 10)) if self._lease else 10.0
+
+    @property
     def lease(self) -> dict[str, Any] | None:
         with self._lock:
             return self._lease
 
-    def keys(self, wait: float = 0.0) -> tuple[ApiKey, ...]:
+    def usable_keys(self, wait: float = 0.0) -> tuple[ApiKey, ...]:
         """The leased keys usable now; waits up to ``wait`` s for a share if there is none."""
         deadline = time.monotonic() + wait
         with self._changed:

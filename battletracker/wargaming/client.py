@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from .errors import BadResponse, RequestBug, TransportError, error_from_envelope
+from .errors import BadResponse, HttpStatusError, TransportError, error_from_envelope
 
 __all__ = ["ACCOUNT_FIELDS", "MAX_IDS", "AccountInfo", "WargamingClient"]
 
@@ -34,12 +34,12 @@ AccountInfo = dict[int, dict[str, Any] | None]
 
 
 def _on_wire(on_send: Callable[[], None] | None) -> dict[str, Any]:
-    """httpcore's trace hook, reduced to "the request headers start going out now"."""
+    """httpcore's trace hook, reduced to "the request headers went out just now"."""
     if on_send is None:
         return {}
 
     async def trace(event: str, info: dict[str, Any]) -> None:
-        if event.endswith("send_request_headers.started"):
+        if event.endswith("send_request_headers.complete"):
             on_send()
 
     return {"trace": trace}
@@ -86,8 +86,8 @@ class WargamingClient:
     ) -> AccountInfo:
         """Fetch up to 100 accounts; every id asked is in the answer (None: no account).
 
-        ``on_send`` is called the moment the request's first byte goes on the wire (after
-        any connection set-up), so a rate limiter can count it when the API will.
+        ``on_send`` is called once the request's headers are on the wire (after any
+        connection set-up and queueing), so a rate limiter can count it when the API will.
         """
         ids = list(dict.fromkeys(account_ids))
         if not ids or len(ids) > MAX_IDS:
@@ -117,12 +117,12 @@ class WargamingClient:
         def bad(message: str) -> BadResponse:
             return BadResponse(message, endpoint=self.endpoint, account_ids=ids)
 
-        if response.status_code >= 500 or response.status_code == 429:
-            raise bad(f"HTTP {response.status_code}")
         if response.status_code != 200:
-            raise RequestBug(
-                f"HTTP {response.status_code}", endpoint=self.endpoint, account_ids=ids
-            )
+            # the API answers its own errors with 200; anything else is a proxy's
+            raise HttpStatusError(
+                f"HTTP {response.status_code}", status=response.status_code,
+                endpoint=self.endpoint, account_ids=ids,
+            )  # fmt: skip
         try:
             body = json.loads(response.content)
         except ValueError as exc:

@@ -5,7 +5,10 @@
     WargamingError                     (carries endpoint and account ids)
     ├── TransientError                 retry with backoff
     │   ├── TransportError             timeout, reset, refused, dropped connection
-    │   ├── BadResponse                HTTP 5xx, a body that is not the API's JSON
+    │   ├── BadResponse                a body that is not the API's JSON
+    │   │   └── HttpStatusError        any HTTP status but 200 (the API answers its
+    │   │                              own errors with 200: others come from a proxy,
+    │   │                              a CDN or a load balancer: 403, 404, 408, 5xx)
     │   └── SourceNotAvailable         504 SOURCE_NOT_AVAILABLE
     ├── RequestLimitExceeded           407 REQUEST_LIMIT_EXCEEDED: slow down, retry
     ├── MethodDisabled                 405 METHOD_DISABLED: retry much later
@@ -25,6 +28,7 @@ from collections.abc import Sequence
 
 __all__ = [
     "BadResponse",
+    "HttpStatusError",
     "KeyUnusable",
     "MethodDisabled",
     "RequestBug",
@@ -72,6 +76,17 @@ class TransportError(TransientError):
 
 class BadResponse(TransientError):
     """An answer that is not the API's envelope: HTTP 5xx, non-JSON or malformed JSON."""
+
+
+class HttpStatusError(BadResponse):
+    """An HTTP status other than 200: the API itself always answers 200 (its errors are
+    in the body), so this is a proxy or load balancer in the way; retried with backoff
+    (a wrong URL fails the chunk after the retries, and the reaper's attempts bound it)."""
+
+    def __init__(self, message: str, *, status: int, endpoint: str = "",
+                 account_ids: Sequence[int] = ()) -> None:  # fmt: skip
+        super().__init__(message, endpoint=endpoint, account_ids=account_ids)
+        self.status = status
 
 
 class SourceNotAvailable(TransientError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..clicontext import settings_of
 from ..settings import SettingsError, load_settings
 from .auth import hash_password
 
@@ -25,8 +26,14 @@ def web_command(ctx: click.Context, host: str | None, port: int | None,
     from .secret import check_secret_key
     from .server import serve  # uvicorn and the app only when serving
 
+    if config_path is None:  # the root command's --config, as every command reads it
+        settings = settings_of(ctx)
+    else:
+        try:
+            settings = load_settings(config_path)
+        except SettingsError as exc:
+            raise click.ClickException(str(exc)) from None
     try:
-        settings = load_settings(config_path)
         check_secret_key(settings.secret_key)
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None

@@ -13,6 +13,7 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..stats.interfaces import StatsError, UnknownBoard, UnknownPlayer
@@ -33,29 +34,32 @@ def wants_json(request: Request) -> bool:
 
 
 def install_handlers(app: FastAPI) -> None:
-    def problem(request: Request, status: int, detail: object) -> Response:
+    async def problem(request: Request, status: int, detail: object) -> Response:
         if wants_json(request):
             return JSONResponse({"detail": detail}, status_code=status)
-        return render(request, "error.html", {"status": status, "detail": detail},
-                      status_code=status)
+        # the page shows who is logged in, which may read the session from the
+        # database: never on the event loop
+        return await run_in_threadpool(render, request, "error.html",
+                                       {"status": status, "detail": detail},
+                                       status_code=status)
 
     @app.exception_handler(StatsError)
     async def stats_error(request: Request, exc: StatsError) -> Response:
         status = 404 if isinstance(exc, UnknownBoard | UnknownPlayer) else 422
-        return problem(request, status, str(exc))
+        return await problem(request, status, str(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if wants_json(request):
             return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
                                 headers=getattr(exc, "headers", None))
-        return problem(request, exc.status_code, exc.detail)
+        return await problem(request, exc.status_code, exc.detail)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""),
                    "type": e.get("type", "")} for e in exc.errors()]
-        return problem(request, 422, errors)
+        return await problem(request, 422, errors)
 
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, exc: LoginRequired) -> Response:

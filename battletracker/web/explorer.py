@@ -21,6 +21,7 @@ PAGE = """<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>API explorer · battletracker</title>
 <link rel="stylesheet" href="/static/explorer/swagger-ui.css">
+<link rel="stylesheet" href="/static/explorer.css">
 <script src="/static/explorer/swagger-ui-bundle.js" defer></script>
 <script src="/static/explorer.js" defer></script>
 </head>

@@ -34,6 +34,7 @@ def dashboard(request: Request, session: DbSession, days: PageDays = 90) -> Resp
         "progress": prog,
         "days": days,
         "charts": chartdata.activity_charts(rows),
+        "latest_report": rows[-1].date if rows else None,
     })
 
 
@@ -129,6 +130,9 @@ def me(request: Request, session: DbSession, days: PageDays = 90) -> Response:
 
 @router.get("/volunteers")
 def volunteers(request: Request, session: DbSession) -> Response:
+    from .api.nodes import trust_by_name  # issue 12: trust of enrolled nodes
+
     rows = progress.credit(session)
     return render(request, "volunteers.html", {
-        "rows": rows, "credit_chart": chartdata.credit_chart(rows)})
+        "rows": rows, "credit_chart": chartdata.credit_chart(rows),
+        "trust": trust_by_name(session)})

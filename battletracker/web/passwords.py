@@ -30,14 +30,17 @@ class PasswordChecker:
         self._executor: ThreadPoolExecutor | None = None  # made on first use
         self._limit = workers + queue
         self._pending = 0
-        #: How many checks ran: a test reads it to see that refused logins cost nothing.
+        #: How many checks ran, and the most at once (running or queued): tests read them
+        #: to see that refused logins cost nothing and that the queue stays bounded.
         self.checked = 0
+        self.peak = 0
 
     async def check(self, user: str, password: str) -> bool:
         """Whether ``user``/``password`` is a configured operator; raises when busy."""
         if self._pending >= self._limit:
             raise PasswordCheckerBusy("too many logins at once")
         self._pending += 1
+        self.peak = max(self.peak, self._pending)
         try:
             self.checked += 1
             if self._executor is None:
@@ -47,6 +50,11 @@ class PasswordChecker:
             return await asyncio.wrap_future(future)
         finally:
             self._pending -= 1
+
+    @property
+    def pending(self) -> int:
+        """Checks running or waiting now."""
+        return self._pending
 
     def close(self) -> None:
         """Stop the threads (the app's shutdown); a later check starts new ones."""

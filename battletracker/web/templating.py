@@ -77,6 +77,7 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None,
     ctx = {
         "me": get_identity(request),
         "guest_login": state.settings.guest_login,
+        "wg_signin": bool(state.settings.wg_signin_app_id),
         **(context or {}),
     }
     return TEMPLATES.TemplateResponse(request, name, ctx, status_code=status_code)

@@ -396,3 +396,64 @@ def test_a_running_stage_is_not_reported(db: Settings) -> None:
         running.execute(select(Cycle).where(Cycle.id == cid).with_for_update())
         assert run_reap(db, ready=0)[0].stages == []
     assert run_reap(db, ready=0)[0].stages == [(cid, CycleStatus.diffing)]
+
+
+# -- staleness by progress, held chunks, every stage ---------------------------------------
+
+
+def test_a_chunk_being_fetched_is_not_republished_when_the_queue_empties(db: Settings) -> None:
+    """Dispatched long ago but its fetch said it started recently: it is being fetched."""
+    cid = new_cycle(db)
+    dispatch_all(db, cid)
+    started, waiting = chunks_of(db, cid)[:2]
+    sql(db, "UPDATE chunks SET dispatched_at = now() - interval '1 hour' WHERE cycle_id = :c",
+        c=cid)  # fmt: skip
+    sql(db, "UPDATE chunks SET progress_at = now() - interval '1 minute' WHERE cycle_id = :c "
+            "AND id <> :w", c=cid, w=waiting.id)  # fmt: skip
+    report, publish = run_reap(db, ready=0)
+    # only the one that never started (lost from the queue) is published again
+    assert publish.ids == [waiting.id] and report.republished == 1
+    assert started.id not in publish.ids
+
+
+def test_a_fetch_silent_past_its_hard_limit_is_republished(db: Settings) -> None:
+    from battletracker.pipeline.reaper import FETCH_HARD_LIMIT
+
+    cid = new_cycle(db)
+    dispatch_all(db, cid)
+    dead = chunks_of(db, cid)[0]
+    sql(db, "UPDATE chunks SET progress_at = now() - make_interval(secs => :s) WHERE id = :i",
+        s=FETCH_HARD_LIMIT.total_seconds() + 200, i=dead.id)  # fmt: skip
+    for ready in (5, None):  # whatever the queue holds: that fetch is over
+        sql(db, "UPDATE chunks SET status = 'dispatched', progress_at = now() - "
+                "make_interval(secs => :s) WHERE id = :i",
+            s=FETCH_HARD_LIMIT.total_seconds() + 200, i=dead.id)  # fmt: skip
+        assert run_reap(db, ready=ready)[1].ids == [dead.id]
+    chunk = chunks_of(db, cid)[0]
+    assert chunk.progress_at is None  # the new attempt starts its own clock
+
+
+def test_held_chunks_are_published_after_their_time(db: Settings) -> None:
+    cid = new_cycle(db)
+    dispatch_all(db, cid)
+    a, b = chunks_of(db, cid)[:2]
+    sql(db, "UPDATE chunks SET status = 'held', not_before = now() + interval '10 minutes' "
+            "WHERE id = :i", i=a.id)  # fmt: skip
+    sql(db, "UPDATE chunks SET status = 'held', not_before = now() - interval '1 second' "
+            "WHERE id = :i", i=b.id)  # fmt: skip
+    report, publish = run_reap(db, ready=3)
+    assert report.republished == 1
+    assert publish.ids == [b.id]
+    after = {c.id: c for c in chunks_of(db, cid)}
+    assert after[a.id].status == ChunkStatus.held
+    assert (after[b.id].status, after[b.id].not_before) == (ChunkStatus.dispatched, None)
+
+
+def test_a_lost_boards_stage_is_resent(db: Settings) -> None:
+    cid = new_cycle(db)
+    sql(db, "UPDATE cycles SET status = 'materialising', "
+            "status_changed_at = now() - interval '1 hour' WHERE id = :c", c=cid)  # fmt: skip
+    assert run_reap(db, ready=0)[0].stages == [(cid, CycleStatus.materialising)]
+    sql(db, "UPDATE cycles SET status = 'failed', status_changed_at = now() - interval '1 hour' "
+            "WHERE id = :c", c=cid)  # fmt: skip
+    assert run_reap(db, ready=0)[0].stages == []  # a failed stage waits for the operator

@@ -22,6 +22,7 @@ from battletracker.models import COUNTERS
 from battletracker.settings import Settings
 from battletracker.testing.databases import temporary_database
 from battletracker.wargaming.simulator import PS_MIN, XBOX_MIN, Population, Simulator, serve
+from tests.common.nodes import node_server
 from tests.common.services import Worker, rabbit_vhost, run_cli
 
 pytestmark = pytest.mark.integration
@@ -53,19 +54,10 @@ def night_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
         temporary_database(Settings()) as db,
         rabbit_vhost() as broker,
         serve(sim) as api,
+        node_server(db, broker, logs) as nodes,
     ):
-        common = {"BATTLETRACKER_BROKER_URL": broker}
-        volunteer = {
-            **common,
-            "BATTLETRACKER_WG_API_URL": api.url,
-            "BATTLETRACKER_WG_KEYS": "vol-key:150",
-            # a volunteer has no database: point it nowhere to prove it never needs one
-            "BATTLETRACKER_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
-            "BATTLETRACKER_WORKER_METRICS_PORT": str(METRICS_PORTS[0]),
-        }
         server = {
-            **common,
-            "BATTLETRACKER_DATABASE_URL": db.database_url,
+            **nodes.env,
             "BATTLETRACKER_CHUNK_SIZE": "500",
             "BATTLETRACKER_XBOX_RANGE": "{}-{}".format(*XBOX_RANGE),
             "BATTLETRACKER_PS_RANGE": "{}-{}".format(*PS_RANGE),
@@ -73,13 +65,20 @@ def night_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
             "BATTLETRACKER_GROWTH_STEP": str(STEP),
             "BATTLETRACKER_WORKER_METRICS_PORT": str(METRICS_PORTS[1]),
         }
-        workers = [
-            Worker("fetch", "fetch", volunteer, logs / "fetch.log"),
-            Worker("server", "store,control", server, logs / "server.log", concurrency=2),
-        ]
+        # the server declares the queues; the volunteer (enrolled by invite, its own
+        # broker user, the operator's key leased) may declare nothing
+        workers = [Worker("server", "store,control", server, logs / "server.log", concurrency=2)]
         try:
-            for w in workers:
-                w.wait_ready()
+            workers[0].wait_ready()
+            run_cli("keys", "add", "vol-key", "--rps", "150", env=server)
+            volunteer = {
+                **nodes.node_env(nodes.enrol("volunteer"), api.url),
+                # a volunteer has no database: point it nowhere to prove it never needs one
+                "BATTLETRACKER_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+                "BATTLETRACKER_WORKER_METRICS_PORT": str(METRICS_PORTS[0]),
+            }
+            workers.append(Worker("fetch", "fetch", volunteer, logs / "fetch.log"))
+            workers[1].wait_ready()
             yield {"sim": sim, "pop": population, "db": db, "server": server,
                    "workers": workers, "logs": logs}  # fmt: skip
         finally:

@@ -97,6 +97,11 @@ def nights(module_db_settings: Settings) -> dict[str, Any]:
 
 
 def expected_diffs(nights: dict[str, Any], n: int) -> dict[int, tuple[int, ...]]:
+    """Night 1 is the platforms' baseline: nothing counts as that day's play."""
+    return {} if n == 1 else expected_changes(nights, n)
+
+
+def expected_changes(nights: dict[str, Any], n: int) -> dict[int, tuple[int, ...]]:
     """Changed accounts -> counter deltas; new accounts count whole, if they have battles."""
     now = nights["truth"][n]
     old = {i: as_row(p) for i, p in nights["before"][n].items()}
@@ -130,7 +135,7 @@ def test_every_night_finished(nights: dict[str, Any]) -> None:
         s = nights["summary"][n]
         assert (s.status, s.date) == ("done", nights["date"][n])
         assert s.accounts == len(nights["truth"][n])
-        assert s.changed == len(expected_diffs(nights, n))
+        assert s.changed == len(expected_changes(nights, n))
         assert s.new_players == len(set(nights["truth"][n]) - set(nights["before"][n]))
 
 
@@ -143,17 +148,26 @@ def test_daily_rows_only_for_changed_and_new_players_with_battles(
 ) -> None:
     db, day = nights["db"], nights["date"][n]
     want = expected_diffs(nights, n)
+    changes = expected_changes(nights, n)
     diffs, totals = daily(db, "diff_battles", day), daily(db, "total_battles", day)
     assert {i: r[1:] for i, r in diffs.items()} == want
     truth_now = nights["truth"][n]
-    assert {i: r[1:] for i, r in totals.items()} == {i: truth_now[i][3:] for i in want}
+    # the snapshots: every change, the first night's too (its baseline)
+    assert {i: r[1:] for i, r in totals.items()} == {i: truth_now[i][3:] for i in changes}
+    with engine_for(db).connect() as conn:
+        spans = conn.execute(text("SELECT DISTINCT days FROM diff_battles WHERE date = :d"),
+                             {"d": day}).scalars().all()  # fmt: skip
+        baseline = conn.execute(text("SELECT baseline_accounts FROM cycles WHERE date = :d"),
+                                {"d": day}).scalar_one()  # fmt: skip
+    assert spans == ([] if n == 1 else [1]), "every account was read the night before"
+    assert baseline == (len(changes) if n == 1 else 0)
     assert all(r[0] == ("xbox" if i < PS_MIN else "ps") for i, r in diffs.items())
     # the data holds every case, so the rules above were exercised
     before = nights["before"][n]
     new = set(truth_now) - set(before)
     new_idle = {i for i in new if truth_now[i][3] == 0}
     unchanged = {i for i in before if as_row(before[i]) == truth_now.get(i)}
-    assert new and new_idle and new_idle.isdisjoint(diffs)
+    assert new and new_idle and new_idle.isdisjoint(totals)
     if n > 1:
         assert unchanged and unchanged.isdisjoint(diffs)
         assert set(want) - new, "some existing players must have played"
@@ -285,7 +299,7 @@ def test_grow_ranges_records_history_and_is_idempotent(db_settings: Settings) ->
             {"date": "2026-05-04", "cycle_id": cid, "from": 10_000, "to": 12_000,
              "highest": 9_900}]  # fmt: skip
         assert rows[Platform.ps].history == []
-        assert cycle.status == CycleStatus.exporting
+        assert cycle.status == CycleStatus.materialising  # the boards are next
         assert cycle.notes["growth"] == [
             {"platform": "xbox", "old_max": 10_000, "new_max": 12_000, "highest": 9_900}]
         assert cycle.notes["highest"] == {"xbox": 9_900, "ps": PS_MIN + 9_899}

@@ -109,6 +109,25 @@ def test_database_down_broker_down_and_a_wrong_elasticsearch_major_are_each_name
     assert "FAIL database" in text_run.output and "3 problem(s)" in text_run.output
 
 
+def test_a_dead_key_of_the_nodes_pool_is_named(install: dict[str, str]) -> None:
+    settings = Settings(database_url=install["BATTLETRACKER_DATABASE_URL"])
+    with engine_for(settings).begin() as conn:
+        conn.execute(text("INSERT INTO api_keys (app_id, rps, state) VALUES "
+                          "('poolgood', 10, 'disabled'), ('pooldead', 10, 'active')"))
+    try:
+        code, report = doctor({**install, "BATTLETRACKER_WG_KEYS": ""},
+                              "--skip", "elasticsearch", "--skip", "broker")
+    finally:
+        with engine_for(settings).begin() as conn:
+            conn.execute(text("DELETE FROM api_keys"))
+    checks = by_name(report)
+    assert code == 1
+    assert [n for n in checks if n.startswith("key ")] == ["key pool…"]  # active keys only
+    assert checks["key pool…"]["status"] == "error"
+    assert checks["key pool…"]["detail"].startswith("pool: refused: INVALID_APPLICATION_ID")
+    assert "battletracker keys disable" in checks["key pool…"]["fix"]
+
+
 def test_an_unmigrated_database_and_a_dead_key_are_named(install: dict[str, str]) -> None:
     with temporary_database(Settings(), migrate=False) as empty:
         env = {**install, "BATTLETRACKER_DATABASE_URL": empty.database_url,

@@ -5,28 +5,23 @@ Each test gets its own database, RabbitMQ vhost, simulator and worker processes.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
+import httpx
 import pytest
 
 from battletracker.app import app, configure
-from battletracker.pipeline.fetch import KeySlot, fetch_chunk
 from battletracker.pipeline.queues import QueueDepthCollector, queue_depths
-from battletracker.pipeline.result import ChunkSpec
 from battletracker.settings import Settings, load_settings
 from battletracker.testing.databases import temporary_database
-from battletracker.wargaming.client import WargamingClient
-from battletracker.wargaming.ratelimit import NoLimit
 from battletracker.wargaming.simulator import (
-    BASE_URL,
     Population,
     Simulator,
     serve,
 )
+from tests.common.nodes import HandNode, fetch_results
 from tests.common.rig import IDS, Rig
 from tests.common.services import rabbit_vhost, run_cli
 
@@ -66,22 +61,6 @@ def test_a_killed_fetch_worker_loses_nothing(rig: Rig) -> None:
     assert accounts == rig.query("SELECT count(*) FROM players")[0][0]
 
 
-def _results(rig: Rig) -> list[dict[str, Any]]:
-    """Fetch every chunk of the cycle here, as a volunteer would, with our own client."""
-    chunks = rig.query("SELECT id, cycle_id, platform, first_id, last_id FROM chunks ORDER BY id")
-
-    async def run() -> list[dict[str, Any]]:
-        client = WargamingClient(BASE_URL, "k", transport=rig.sim.transport())
-        slot = KeySlot(client, NoLimit(), concurrency=4)
-        try:
-            return [(await fetch_chunk(ChunkSpec(*c), [slot], node="test")).to_message()
-                    for c in chunks]  # fmt: skip
-        finally:
-            await client.aclose()
-
-    return asyncio.run(run())
-
-
 def _use_vhost(rig: Rig) -> None:
     configure(load_settings(environ={"BATTLETRACKER_BROKER_URL": rig.broker}))
 
@@ -89,26 +68,40 @@ def _use_vhost(rig: Rig) -> None:
 def test_duplicate_and_hostile_results_through_the_broker(rig: Rig) -> None:
     server = rig.server()
     run_cli("cycle", "start", "--date", "2026-01-02", env=rig.server_env)  # no fetch worker
-    results = _results(rig)
-    _use_vhost(rig)
-    hostile = []
-    for r in results:
-        bad_counter = {**r, "rows": [[*r["rows"][0][:4], -1, *r["rows"][0][5:]], *r["rows"][1:]]}
-        outside = {**r, "rows": [[r["last_id"] + 1, *r["rows"][0][1:]], *r["rows"][1:]]}
-        hostile += [bad_counter, outside]
+    node = HandNode(rig.nodes, "by-hand")  # a node that takes every chunk message itself
+    total = rig.query("SELECT chunks_total FROM cycles")[0][0]
+    chunks = node.take(total)
+    results = [node.sign(r, c) for r, c in zip(fetch_results(rig.sim, chunks), chunks, strict=True)]
+    hostile: list[object] = []
+    for r in results:  # unsigned, as anyone with broker access could send them
+        body = {k: v for k, v in r.items() if k != "auth"}
+        hostile.append({**body, "rows": [[*body["rows"][0][:4], -1, *body["rows"][0][5:]],
+                                         *body["rows"][1:]]})  # fmt: skip
+        hostile.append({**body, "rows": [[r["last_id"] + 1, *body["rows"][0][1:]],
+                                         *body["rows"][1:]]})  # fmt: skip
     hostile += ["not a result", {"v": 1, "chunk_id": 10**12}, {"rows": [[1] * 1000]}]
     for message in hostile:
-        app.send_task("battletracker.store_results", args=(message,))
+        node.send(message)  # type: ignore[arg-type]
+    deadline = time.monotonic() + 60
+    while rig.query("SELECT count(*) FROM result_rejections")[0][0] < len(hostile):
+        assert time.monotonic() < deadline, "hostile results not all refused"
+        time.sleep(0.2)
+    # refused results change no chunk: every one is still out with this node
+    assert rig.query("SELECT DISTINCT status FROM chunks") == [("dispatched",)]
     for r in results:  # every good result twice: a redelivery
-        app.send_task("battletracker.store_results", args=(r,))
-        app.send_task("battletracker.store_results", args=(r,))
+        node.send(r)
+        node.send(r)
     rig.wait_done()
+    node.stop()
     rig.assert_players_match_truth(1)
-    stored, total, rejected = rig.query(
+    stored, total2, rejected = rig.query(
         "SELECT chunks_stored, chunks_total, rejected_results FROM cycles")[0]  # fmt: skip
-    assert stored == total == len(results)
-    # the two hostile results per real chunk are counted; the rest name no chunk
-    assert rejected == 2 * len(results)
+    assert stored == total2 == total
+    assert rejected == 0, "no authenticated result was invalid"
+    reasons = dict(rig.query("SELECT reason, count(*) FROM result_rejections GROUP BY reason"))
+    assert reasons == {"unsigned": len(hostile)}
+    credit = rig.query("SELECT chunks_stored, accounts_stored, rejected_results FROM nodes")
+    assert credit == [(total, rig.query("SELECT count(*) FROM players")[0][0], 0)]
     assert server.proc.poll() is None, "a hostile result must never crash the worker"
     log = "".join(p.read_text() for p in rig.logs.glob("server-*.log"))
     assert log.count("rejected result") >= len(hostile)
@@ -156,8 +149,11 @@ def test_a_node_with_a_blocked_key_stops_and_hands_its_chunk_back(tmp_path: Path
                 assert time.monotonic() < deadline, "the node kept consuming with a bad key"
                 time.sleep(0.2)
             assert blocked.proc.poll() is None, "the node stays up (it only stops fetching)"
-            server_log = "".join(p.read_text() for p in tmp_path.glob("server-*.log"))
-            assert "APPLICATION_IS_BLOCKED" in server_log and "unusable" in server_log
+            # the node told the server over HTTP: a row the operator sees, and a metric
+            [(reason,)] = rig.query("SELECT reason FROM key_reports")
+            assert "APPLICATION_IS_BLOCKED" in reason
+            metrics = httpx.get(rig.nodes.url + "/metrics", timeout=10).text
+            assert "battletracker_key_unusable_reports_total 1.0" in metrics
             assert rig.query("SELECT count(*) FROM chunks WHERE status = 'stored'")[0][0] == 0
             total = rig.query("SELECT chunks_total FROM cycles")[0][0]
             assert queue_depths(broker)["fetch"][0] == total, "every chunk back in the queue"

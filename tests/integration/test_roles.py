@@ -20,6 +20,8 @@ from battletracker.stats.materialise import materialise
 from battletracker.testing.databases import temporary_database
 from battletracker.wargaming.simulator import BASE_URL, PS_MIN, XBOX_MIN, Population, Simulator
 from battletracker.web.app import create_app
+from battletracker.web.auth import hash_password
+from battletracker.web.secret import new_secret_key
 
 pytestmark = pytest.mark.integration
 
@@ -107,13 +109,22 @@ def test_the_web_app_s_role_cannot_write(crawled: Settings, statement: str) -> N
 
 
 def test_the_web_app_serves_its_pages_through_the_read_only_role(crawled: Settings) -> None:
-    web = _as(crawled, WEB_ROLE, WEB_PW)
+    web = _as(crawled, WEB_ROLE, WEB_PW).replace(
+        secret_key=new_secret_key(),
+        operators=(("olga", hash_password("olga's pass", iterations=1_000)),))
     with TestClient(create_app(web)) as client:
         assert client.get("/api/v1/cycles").json()[0]["status"] == "done"
         assert len(client.get("/api/v1/activity", params={"days": 3650}).json()) > 0
         top = client.get("/api/v1/boards/battles").json()
         assert top["total"] > 0
         assert client.get("/").status_code == 200
+        # its own login sessions are the one thing it writes (web_sessions, issue 15b)
+        login = client.post("/login", data={"username": "olga", "password": "olga's pass"},
+                            follow_redirects=False)
+        assert login.status_code == 303
+        assert client.get("/operator", follow_redirects=False).status_code == 200
+        assert client.post("/logout", follow_redirects=False).status_code == 303
+        assert client.get("/operator", follow_redirects=False).status_code == 303
 
 
 def test_check_roles_sees_them_healthy_and_sees_a_web_role_that_may_write(
@@ -134,3 +145,15 @@ def test_upgrade_is_idempotent_and_keeps_the_grants(crawled: Settings) -> None:
     upgrade_and_grant(crawled)
     with engine_for(crawled).connect() as conn:
         assert all(c.problem() is None for c in check_roles(conn))
+
+
+def test_the_web_role_writes_its_own_tables_only(crawled: Settings) -> None:
+    """Logins (web_sessions) and the nodes' registration are the web app's own writes."""
+    web = _as(crawled, WEB_ROLE, WEB_PW)
+    with session_scope(web) as session:
+        session.execute(text(
+            "INSERT INTO web_sessions (token_hash, guest, expires_at) "
+            "VALUES ('t' || repeat('0', 63), true, now() + interval '1 hour')"))
+        session.execute(text("DELETE FROM web_sessions"))
+        session.execute(text("INSERT INTO node_invites (code_hash, expires_at) "
+                             "VALUES ('h', now() + interval '1 day')"))

@@ -413,3 +413,44 @@ def test_concurrent_last_stores_complete_once(db: Settings, cycle: Any) -> None:
         t.join(30)
     assert sorted(r.cycle_complete for r in reports) == [False, False, True]
     assert cycle_row(db, cid).status == CycleStatus.diffing
+
+
+# -- a node's notices: progress and hold -----------------------------------------------------
+
+
+def notice(chunk: Chunk, **kind: Any) -> dict[str, Any]:
+    return {"v": RESULT_VERSION, "cycle_id": chunk.cycle_id, "chunk_id": chunk.id,
+            "platform": chunk.platform.value, "first_id": chunk.first_id,
+            "last_id": chunk.last_id, "node": "vol-1", **kind}  # fmt: skip
+
+
+def test_progress_and_hold_notices_move_only_a_dispatched_chunk(db: Settings, cycle: Any) -> None:
+    cid, chunks = cycle
+    with engine_for(db).begin() as conn:
+        conn.execute(text("UPDATE chunks SET status = 'dispatched' WHERE cycle_id = :c"),
+                     {"c": cid})  # fmt: skip
+    assert store(db, notice(chunks[0], progress=True)).outcome == StoreOutcome.progress
+    assert store(db, notice(chunks[1], held="API error 405 METHOD_DISABLED")).outcome == (
+        StoreOutcome.held)
+    after = chunks_of(db, cid)
+    assert after[0].status == ChunkStatus.dispatched and after[0].progress_at is not None
+    assert after[1].status == ChunkStatus.held and "METHOD_DISABLED" in (after[1].error or "")
+    with engine_for(db).connect() as conn:
+        wait = conn.execute(text("SELECT not_before - now() FROM chunks WHERE id = :i"),
+                            {"i": chunks[1].id}).scalar_one()  # fmt: skip
+    assert dt.timedelta(minutes=29) < wait <= dt.timedelta(minutes=30)
+    # a stored chunk ignores notices; nothing of a notice is ever staged
+    store(db, result_for(chunks[2]))
+    assert store(db, notice(chunks[2], held="late")).outcome == StoreOutcome.duplicate
+    assert chunks_of(db, cid)[2].status == ChunkStatus.stored
+    assert cycle_row(db, cid).chunks_stored == 1
+
+
+@pytest.mark.parametrize(
+    "kind", [{"progress": 1}, {"held": 5}, {"held": "x" * 501}, {"progress": True, "held": "x"},
+             {"progress": True, "rows": []}],
+)  # fmt: skip
+def test_malformed_notices_are_invalid(db: Settings, cycle: Any, kind: dict[str, Any]) -> None:
+    _, chunks = cycle
+    with pytest.raises(InvalidResult, match="notice"):
+        store(db, notice(chunks[0], **kind))

@@ -127,6 +127,13 @@ def test_each_service_uses_its_database_role() -> None:
     assert {"BATTLETRACKER_DB_WEB_PASSWORD", "BATTLETRACKER_DB_WORKER_PASSWORD"} <= set(env)
 
 
+def test_nodes_are_offered_the_node_constraints() -> None:
+    offered = SERVICES_["web"]["environment"]["BATTLETRACKER_NODE_CONSTRAINTS"]
+    assert offered == "/app/constraints/node.txt"  # WORKDIR /app: the checkout's file
+    assert (ROOT / "constraints/node.txt").is_file()
+    assert "constraints" not in (ROOT / ".dockerignore").read_text().split()
+
+
 def test_dockerignore_keeps_the_image_clean() -> None:
     ignored = set((ROOT / ".dockerignore").read_text().split())
     assert {".git", ".venv", "demo-data", ".env", "tests"} <= ignored
@@ -145,6 +152,10 @@ def test_prometheus_scrapes_web_and_workers_and_grafana_shows_the_night() -> Non
     targets = {job["job_name"]: job["static_configs"][0]["targets"]
                for job in prom["scrape_configs"]}
     assert targets["web"] == ["web:8000"]
+    # the web app answers /metrics without a token to Prometheus's fixed address only
+    address = SERVICES_["prometheus"]["networks"]["backend"]["ipv4_address"]
+    allowed = SERVICES_["web"]["environment"]["BATTLETRACKER_METRICS_NETWORKS"].split(",")
+    assert f"{address}/32" in allowed and not any(n.startswith("172.28.0.0") for n in allowed)
     assert "worker:9100" in targets["worker"]
     assert SERVICES_["worker"]["environment"]["BATTLETRACKER_WORKER_METRICS_PORT"] == "9100"
     dash = json.loads((ROOT / "deploy/grafana/dashboards/night.json").read_text())

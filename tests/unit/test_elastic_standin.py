@@ -222,3 +222,48 @@ def test_unknown_route_is_an_error(standin: StandIn) -> None:
     status, _, body = raw(standin, "GET", "/_nope")
     assert status == 400
     assert "no handler found" in body["error"]["reason"]
+
+
+def test_lifecycle_policies_are_validated_like_elasticsearch(es: Elasticsearch) -> None:
+    es.ilm.put_lifecycle(name="p", policy={"phases": {
+        "hot": {"actions": {"set_priority": {"priority": 100}}},
+        "delete": {"min_age": "30d", "actions": {"delete": {}}}}})
+    got = es.ilm.get_lifecycle(name="p")["p"]
+    assert got["version"] == 1
+    assert got["policy"]["phases"]["delete"]["min_age"] == "30d"
+    for bad, reason in [
+        ({"phases": {"lukewarm": {"actions": {}}}}, "does not support phase [lukewarm]"),
+        ({"phases": {"delete": {"min_age": "30", "actions": {"delete": {}}}}}, "min_age"),
+        ({"phases": {"hot": {"actions": {"delete": {}}}}}, "invalid action [delete]"),
+    ]:
+        with pytest.raises(Exception, match="illegal_argument_exception") as info:
+            es.ilm.put_lifecycle(name="q", policy=bad)
+        assert reason in str(info.value)
+    with pytest.raises(NotFoundError):
+        es.ilm.get_lifecycle(name="q")
+
+
+def test_template_settings_and_aliases_apply_to_new_indices(
+    standin: StandIn, es: Elasticsearch
+) -> None:
+    es.indices.put_index_template(name="t", index_patterns=["d-*"], template={
+        "settings": {"number_of_replicas": 0, "index": {"lifecycle": {"name": "p"}}},
+        "aliases": {"d": {}}})
+    helpers.bulk(es, [{"_index": "d-1", "_id": "1", "_source": {"n": 1}},
+                      {"_index": "d-2", "_id": "1", "_source": {"n": 2}},
+                      {"_index": "other", "_id": "1", "_source": {"n": 3}}])
+
+    assert standin.aliases == {"d": {"d-1", "d-2"}}
+    assert es.count(index="d")["count"] == 2
+    settings = es.indices.get_settings(index="d-1")["d-1"]["settings"]["index"]
+    assert settings["number_of_replicas"] == "0" and settings["lifecycle"]["name"] == "p"
+    health = {r["index"]: r["health"] for r in es.cat.indices(format="json").body}
+    assert health == {"d-1": "green", "d-2": "green", "other": "yellow"}
+
+    es.indices.update_aliases(actions=[{"remove": {"index": "d-1", "alias": "d"}},
+                                       {"add": {"index": "other", "alias": "x"}}])
+    assert set(es.indices.get_alias(name="d").body) == {"d-2"}
+    assert es.get(index="x", id="1")["_source"] == {"n": 3}  # an alias of one index
+    with pytest.raises(NotFoundError):
+        es.indices.update_aliases(actions=[{"add": {"index": "missing", "alias": "y"}}])
+    assert "y" not in standin.aliases  # nothing of a refused request was applied

@@ -26,6 +26,7 @@ from .replies import Reply as Reply
 from .server import RunningSimulator as RunningSimulator
 from .server import run_forever as run_forever
 from .server import serve as serve
+from .template import TemplatePopulation as TemplatePopulation
 
 __all__ = [
     "API_PREFIX",
@@ -42,6 +43,7 @@ __all__ = [
     "RunningSimulator",
     "Simulator",
     "SimulatorTransport",
+    "TemplatePopulation",
     "run_forever",
     "serve",
 ]

@@ -9,7 +9,9 @@ sleeping before the answer, closing without one, and knowing the caller's IP.
 from __future__ import annotations
 
 import contextlib
+import io
 import socket
+import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,6 +37,47 @@ class _Server(ThreadingHTTPServer):
         self.sim = sim
 
 
+#: Linux's per-packet receive timestamps (``SO_TIMESTAMPNS``), in CLOCK_REALTIME.
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+
+
+class _StampedReader(io.RawIOBase):
+    """Reads a socket with ``recvmsg``, keeping the kernel's receive time of the last read.
+
+    The rate limit counts a request from when it reached this machine, not from when a
+    thread of this Python process got around to it: on a busy host the two differ by
+    tens of milliseconds, which a strict one-second window would blame on the client.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__()
+        self._sock = sock
+        self.stamp: float | None = None
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+            self._ancillary = socket.CMSG_SPACE(16)
+        except OSError:  # not Linux: fall back to the time the thread reads it
+            self._ancillary = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        if not self._ancillary:
+            n = self._sock.recv_into(buffer)
+            self.stamp = time.time()
+            return n
+        data, ancillary, _, _ = self._sock.recvmsg(len(buffer), self._ancillary)
+        self.stamp = time.time()
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(payload) >= 16:
+                sec, nsec = struct.unpack("qq", payload[:16])
+                self.stamp = sec + nsec * 1e-9
+        n = len(data)
+        buffer[:n] = data
+        return n
+
+
 class _Handler(BaseHTTPRequestHandler):
     """Reads one request, asks the simulator, and writes (or withholds) the answer."""
 
@@ -45,9 +88,18 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: _Server
 
+    def setup(self) -> None:
+        super().setup()
+        self._reader = _StampedReader(self.connection)
+        self.rfile = io.BufferedReader(self._reader)
+
     def parse_request(self) -> bool:
-        # the request line has just been read: this is when the request arrived
-        self.arrived = self.server.sim.clock()
+        # The request line has just been read; it reached the host at the kernel's stamp.
+        sim = self.server.sim
+        self.arrived = sim.clock()
+        stamp = self._reader.stamp
+        if stamp is not None and sim.clock is time.monotonic:
+            self.arrived -= min(max(time.time() - stamp, 0.0), 1.0)
         return super().parse_request()
 
     def _serve(self) -> None:

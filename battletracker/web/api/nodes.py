@@ -20,7 +20,7 @@ from ...nodes.services import NodeService, node_service
 from ..deps import DbSession, reader, state_of
 from .params import API_PREFIX
 
-__all__ = ["public_router", "router"]
+__all__ = ["public_router", "router", "trust_by_name"]
 
 router = APIRouter(prefix=API_PREFIX + "/nodes", tags=["nodes"])
 public_router = APIRouter(prefix=API_PREFIX, tags=["nodes"])
@@ -168,3 +168,11 @@ def volunteers(session: DbSession) -> list[VolunteerOut]:
     ).scalars()  # fmt: skip
     return [VolunteerOut(name=n.name, chunks=n.chunks_stored, accounts=n.accounts_stored,
                          trust=round(n.trust, 3), state=n.state.value) for n in rows]  # fmt: skip
+
+
+def trust_by_name(session: Session) -> dict[str, float]:
+    """Public name -> trust of the enrolled nodes (the lowest, if two share a name)."""
+    from sqlalchemy import func, select
+
+    rows = session.execute(select(Node.name, func.min(Node.trust)).group_by(Node.name))
+    return {name: round(float(trust), 2) for name, trust in rows}

@@ -59,7 +59,7 @@ def test_report_command_writes_the_png(web_settings: Settings, tmp_path: Path,
     # both platforms' lines are drawn: their colours are in the picture
     pixels = (imread(str(out))[:, :, :3] * 255).round().astype(int)
     colours = {tuple(p) for p in pixels.reshape(-1, 3)[::7]}
-    assert (0x2F, 0x8F, 0x3A) in colours and (0x2F, 0x5F, 0xBF) in colours
+    assert (0x2F, 0x6F, 0xDF) in colours and (0xE0, 0x66, 0x2F) in colours
     # without --date: the latest day with activity
     result = CliRunner().invoke(main, ["report", "--out", str(out)])
     assert result.exit_code == 0 and f"report of {LAST_DAY}" in result.output
@@ -194,7 +194,7 @@ def test_search_page(client: TestClient, web_settings: Settings) -> None:
     assert f"/players/{account}" in page.text or len(
         [n for _, n, _ in players if n.lower().startswith(nickname[:2].lower())]) > 50
     unique = next(n for _, n, _ in players
-              if sum(m.lower().startswith(n.lower()) for _, m, _ in players) == 1)
+                  if sum(m.lower().startswith(n.lower()) for _, m, _ in players) == 1)
     r = client.get("/players", params={"q": unique.upper()}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].startswith("/players/")
     assert 'id="no-match"' in client.get("/players", params={"q": "zzz-nobody"}).text

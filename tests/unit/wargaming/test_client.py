@@ -13,6 +13,7 @@ import pytest
 from battletracker.wargaming.client import ACCOUNT_FIELDS, MAX_IDS, AccountInfo, WargamingClient
 from battletracker.wargaming.errors import (
     BadResponse,
+    HttpStatusError,
     KeyUnusable,
     MethodDisabled,
     RequestBug,
@@ -398,9 +399,12 @@ def test_anything_but_the_api_envelope_is_a_bad_response(body: Any, status: int)
     assert caught.value.account_ids == (5000, 5001)
 
 
-def test_other_http_status_is_a_request_bug() -> None:
-    with pytest.raises(RequestBug, match="HTTP 404"):
-        call(crafted("not found", 404))
+@pytest.mark.parametrize("status", [403, 404, 408, 400, 502])
+def test_any_http_status_but_200_is_a_proxy_error_and_transient(status: int) -> None:
+    """The API answers its own errors with HTTP 200; another status is a proxy's."""
+    with pytest.raises(HttpStatusError, match=f"HTTP {status}") as caught:
+        call(crafted("<html>Forbidden</html>", status))
+    assert isinstance(caught.value, TransientError) and caught.value.status == status
 
 
 def test_ids_are_matched_as_strings() -> None:

@@ -390,3 +390,25 @@ def test_strict_window_accepts_exact_pacing_at_the_rate() -> None:
         assert info(client, account_id="5000")["status"] == "ok"
         clock.now += 0.05 + 1e-9
     assert sim.stats()["peak_per_second"] == {"demo": 20}
+
+
+def test_a_template_population_answers_like_its_accounts() -> None:
+    """The capacity benchmark's fast answers hold exactly the accounts ``account()`` gives."""
+    from battletracker.wargaming.simulator import TemplatePopulation
+
+    population = TemplatePopulation(seed=5, xbox_ids=300, ps_ids=300, new_per_day=0, pool=7)
+    sim = Simulator(population)
+    client = httpx.Client(transport=sim.transport(), base_url=BASE_URL)
+    ids = [XBOX_MIN + i for i in range(100)]
+    fields = "nickname,statistics.all.battles,statistics.all.wins,-statistics.all.wins"
+    body = info(client, account_id=",".join(map(str, ids)), fields=fields)
+    assert body["status"] == "ok" and body["meta"] == {"count": 100}
+    for i in ids:
+        account = population.account(i, 0)
+        want = None if account is None else {
+            "nickname": account["nickname"],
+            "statistics": {"all": {"battles": account["statistics"]["all"]["battles"]}}}
+        assert body["data"][str(i)] == want
+    stats = sim.stats()
+    assert stats["ids_served"] == 100
+    assert stats["accounts_served"] == sum(population.exists(i, 0) for i in ids) > 0

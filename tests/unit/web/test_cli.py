@@ -26,4 +26,6 @@ def test_hash_password_for_the_operators_setting() -> None:
 def test_bad_settings_are_a_clean_error(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("BATTLETRACKER_WEB_PORT", "not-a-port")
     result = CliRunner().invoke(web_command, [])
-    assert result.exit_code == 1 and "web_port" in result.output
+    # the settings every command reads (battletracker.clicontext): a usage error, exit 2
+    assert result.exit_code == 2 and "bad settings" in result.output
+    assert "web_port" in result.output
