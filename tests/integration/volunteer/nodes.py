@@ -62,12 +62,15 @@ def queue_count(broker: str, name: str) -> int:
 
 
 def take_results(broker: str) -> list[Any]:
-    """Drain the ``store`` queue; each body is ``[args, kwargs, embed]`` (protocol 2)."""
+    """Drain the ``store`` queue and return the fetch results in it (each body is
+    ``[args, kwargs, embed]``); the node's notices about a chunk (no rows) are dropped."""
     out = []
     with kombu.Connection(broker) as conn:
         ch = conn.default_channel
         while (msg := ch.basic_get("store", no_ack=True)) is not None:
-            out.append(json.loads(msg.body)[0][0])
+            message = json.loads(msg.body)[0][0]
+            if "rows" in message:
+                out.append(message)
     return out
 
 
