@@ -36,6 +36,8 @@ __all__ = ["intake_result"]
 def intake_result(settings: Settings, raw: object, publish: Publish) -> StoreReport:
     """Authenticate, store and spot-check ``raw`` (each outcome in its own transaction);
     ``publish`` hands chunks out again (a quarantined node's)."""
+    if settings.broker_url.startswith("memory://") and isinstance(raw, dict) and "auth" not in raw:
+        return _store_in_process(settings, raw)
     auth: Authenticated | None = None
     try:
         with session_scope(settings) as session:
@@ -60,6 +62,18 @@ def intake_result(settings: Settings, raw: object, publish: Publish) -> StoreRep
             record_rejection(session, rejected)
             mark_rejected(session, auth.body, str(exc))
         return StoreReport(StoreOutcome.rejected, rejected.chunk_id, reason="invalid")
+
+
+def _store_in_process(settings: Settings, raw: dict[str, object]) -> StoreReport:
+    """The in-memory broker (the demo) has no peer but this process: its unsigned results
+    come from this process's own fetch task, so they are stored without a node."""
+    try:
+        with session_scope(settings) as session:
+            return store_result(session, raw)
+    except InvalidResult as exc:
+        with session_scope(settings) as session:
+            mark_rejected(session, raw, str(exc))
+        return StoreReport(StoreOutcome.rejected, _chunk_id(raw), reason="invalid")
 
 
 def _spot_check(session: Session, settings: Settings, auth: Authenticated) -> None:
