@@ -46,7 +46,9 @@ def _from_nodes(message: Any) -> bool:
     return info.get("exchange") == RESULTS_EXCHANGE or info.get("routing_key") == "store"
 
 
-def check_message(message: Any, name: str, limit: int) -> tuple[str, str] | None:
+def check_message(
+    message: Any, name: str, limit: int, own_limits: tuple[Any, Any] = (None, None)
+) -> tuple[str, str] | None:
     """``(reason, detail)`` if the message must be refused, else None."""
     size = len(message.body or b"")
     if size > limit:
@@ -56,7 +58,8 @@ def check_message(message: Any, name: str, limit: int) -> tuple[str, str] | None
     headers = message.headers or {}
     if headers.get("eta") or headers.get("expires") or headers.get("countdown"):
         return "bad_envelope", "eta/expires/countdown"
-    if any(x is not None for x in (headers.get("timelimit") or ())):
+    limits = tuple(headers.get("timelimit") or (None, None))
+    if limits not in ((None, None), tuple(own_limits)):  # only the task's own limits
         return "bad_envelope", "time limits"
     try:
         body = message.decode()
@@ -95,10 +98,11 @@ def _record(reason: str, detail: str) -> None:
         log.error("could not record a refused message (%s): %s", reason, exc)
 
 
-def _guarded(name: str, strategy: Any, limit: int, errors: Any) -> Any:
+def _guarded(name: str, strategy: Any, limit: int, errors: Any,
+             own_limits: tuple[Any, Any]) -> Any:  # fmt: skip
     def guard(message: Any, *args: Any, **kwargs: Any) -> Any:
         if _from_nodes(message):
-            refused = check_message(message, name, limit)
+            refused = check_message(message, name, limit, own_limits)
             if refused is not None:
                 reason, detail = refused
                 log.warning("refused message from the results exchange: %s (%s)", reason, detail)
@@ -133,4 +137,6 @@ class StoreGuard(bootsteps.StartStopStep):
         limit = max_result_bytes(settings.chunk_size)
         for name, strategy in list(c.strategies.items()):
             if not getattr(strategy, "__battletracker_guard__", False):
-                c.strategies[name] = _guarded(name, strategy, limit, c.connection_errors)
+                task = c.app.tasks.get(STORE_TASK)
+                own = (getattr(task, "time_limit", None), getattr(task, "soft_time_limit", None))
+                c.strategies[name] = _guarded(name, strategy, limit, c.connection_errors, own)
