@@ -24,6 +24,9 @@ class Message:
 
 def test_a_plain_store_results_passes() -> None:
     assert check_message(Message(STORE_TASK, [{}]), STORE_TASK, 10_000) is None
+    # the store task's own limits, as a worker that knows the task sends them
+    own = Message(STORE_TASK, [{}], timelimit=[1500, 1200])
+    assert check_message(own, STORE_TASK, 10_000, (1500, 1200)) is None
 
 
 def test_everything_else_is_refused_with_its_reason() -> None:
