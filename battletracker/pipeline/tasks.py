@@ -91,8 +91,15 @@ def publish_chunks(specs: Sequence[ChunkSpec]) -> None:
                                     expires=expires)  # fmt: skip
 
 
+#: A stage's status is committed before its task is sent: a broker restart at that
+#: moment must delay the hand-off, not lose it (the reaper is the second line).
+STAGE_SEND_RETRY = {"max_retries": 60, "interval_start": 0.5, "interval_step": 0.5,
+                    "interval_max": 2.0}  # fmt: skip
+
+
 def _send_stage(status: CycleStatus, cycle_id: int) -> None:
-    app.send_task(STAGE_TASKS[status], args=(cycle_id,))
+    app.send_task(STAGE_TASKS[status], args=(cycle_id,), retry=True,
+                  retry_policy=STAGE_SEND_RETRY)  # fmt: skip
 
 
 # -- coordinator ---------------------------------------------------------------------------
