@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
+from celery.exceptions import Reject
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
@@ -152,13 +154,22 @@ def start_due_cycle(self: PipelineTask) -> dict[str, Any] | None:
 # -- server side ---------------------------------------------------------------------------
 
 
-@app.task(name="battletracker.store_results", base=PipelineTask, bind=True, **DB_RETRY)
+@app.task(name="battletracker.store_results", base=PipelineTask, bind=True)
 def store_results(self: PipelineTask, result: object) -> str:
     """Authenticate, validate and store a fetch result (or a node's progress or hold
     notice, see :mod:`.store`); the store that completes a cycle sends the diffs.
-    Unauthenticated results change nothing (see nodes/intake.py)."""
-    with metrics.STORE_SECONDS.time():
-        report = intake_result(self.settings, result, publish_chunks)  # issue 12: nodes/intake.py
+    Unauthenticated results change nothing (see nodes/intake.py).
+
+    Database trouble hands the message back unchanged after a pause: a Celery retry
+    would re-publish it with an ``eta``, which the store guard refuses (nodes/guard.py).
+    """
+    try:
+        with metrics.STORE_SECONDS.time():
+            report = intake_result(self.settings, result, publish_chunks)  # issue 12
+    except OperationalError as exc:
+        log.warning("store: database unavailable (%s); result handed back", type(exc).__name__)
+        time.sleep(5)
+        raise Reject("database unavailable", requeue=True) from exc
     metrics.RESULTS.labels(report.outcome.value).inc()
     if report.outcome == StoreOutcome.stored:
         metrics.STORE_ROWS.inc(report.accounts)
