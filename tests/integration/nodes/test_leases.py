@@ -5,7 +5,7 @@ operator's key ``pool`` (20 requests/s at the simulator, which refuses any reque
 that). Leases last 9 s and are renewed every 3 s. Asserted along one night:
 
 - two nodes hold 10 rps each; the simulator never refuses a request (combined rate
-  within budget) while they use most of it;
+  within budget) while they use most of it (65 % over 5 s);
 - a third joins: after the renewals each holds a third;
 - it goes silent (killed): when its lease expires its share returns to the other two;
 - the key is disabled (a second key added): within one lease period no node uses it;
@@ -101,9 +101,11 @@ def test_nodes_share_a_key_within_its_budget_as_they_come_and_go(rig: Rig) -> No
     run_cli("cycle", "start", "--date", "2026-01-02", env=rig.server_env)
 
     _until("two shares of 10", lambda: _shares(rig) == [10.0, 10.0], 3 * LEASE)
-    time.sleep(4)
-    two = sampler.rate("pool", 3)
-    assert two >= 0.6 * BUDGET, f"two nodes used only {two:.1f} of {BUDGET} rps"
+    # Most of the budget in use: one node alone cannot (its share is half, 12 rps over 5 s
+    # even with a full burst), so both fetch at once. Waited for, not sampled once: a
+    # worker may still be taking its new share, and a loaded machine takes a moment longer.
+    _until("two nodes using most of the budget",
+           lambda: sampler.rate("pool", 5) >= 0.65 * BUDGET, 2 * LEASE)  # fmt: skip
 
     c = rig.worker("c", "fetch", envs["c"])
     _until("three shares of a third", lambda: _shares(rig) == [6.666] * 3, 3 * LEASE)
