@@ -56,6 +56,7 @@ def _finish_and_check(rig: Rig) -> None:
     assert accounts == rig.query("SELECT count(*) FROM players")[0][0]
 
 
+@pytest.mark.exclusive  # stops RabbitMQ, which every other running test uses
 def test_broker_restart_mid_night(tmp_path: Path) -> None:
     sim = _sim()
     with temporary_database(Settings()) as db, rabbit_vhost() as broker, serve(sim) as api:
