@@ -12,7 +12,8 @@
 - cycles whose next stage was never sent or is stuck (every recorded stage).
 
 A chunk handed out ``max_attempts`` times is marked ``failed`` for the operator
-(``battletracker cycle retry`` hands it out again).
+(``battletracker cycle retry`` hands it out again, with ``max_attempts`` more: attempts
+are never reset, so a dispatch token of an earlier attempt stays stale).
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Integer, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..models import Chunk, ChunkStatus, Cycle, CycleStatus
@@ -39,6 +41,12 @@ _STAGES = [CycleStatus.diffing, CycleStatus.growing, CycleStatus.materialising,
            CycleStatus.exporting]  # fmt: skip
 
 log = logging.getLogger(__name__)
+
+
+def _retries_of(cycle_id: Any) -> Any:
+    """How many times ``cycle retry`` handed the night's failed chunks out (SQL)."""
+    retries = func.coalesce(Cycle.notes["retries"].astext.cast(Integer), 0)
+    return select(retries).where(Cycle.id == cycle_id).scalar_subquery()
 
 
 @dataclass
@@ -68,8 +76,11 @@ def reap(
     # a started fetch past its hard time limit is over; a chunk never started is waiting
     # in the queue, lost only when the queue holds nothing and it was dispatched long ago
     dispatched = Chunk.status == ChunkStatus.dispatched
-    dead = and_(dispatched, Chunk.progress_at.is_not(None),
-                Chunk.progress_at < now - max(FETCH_HARD_LIMIT + _MARGIN, stale_after))
+    dead = and_(
+        dispatched,
+        Chunk.progress_at.is_not(None),
+        Chunk.progress_at < now - max(FETCH_HARD_LIMIT + _MARGIN, stale_after),
+    )
     unstarted = and_(dispatched, Chunk.progress_at.is_(None), Chunk.dispatched_at < stale)
     gone = [Chunk.status == ChunkStatus.rejected, dead]
     if fetch_queue_ready == 0:
@@ -79,7 +90,7 @@ def reap(
         update(Chunk)
         .where(
             Chunk.cycle_id.in_(active),
-            Chunk.attempts >= settings.max_attempts,
+            Chunk.attempts >= settings.max_attempts * (1 + _retries_of(Chunk.cycle_id)),
             or_(*gone),
         )
         .values(status=ChunkStatus.failed, error=func.coalesce(Chunk.error, "attempts exhausted"))

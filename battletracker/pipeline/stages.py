@@ -110,7 +110,10 @@ def retry_cycle(session: Session, cycle: Cycle, publish: Publish) -> RetryOutcom
             "is a later day's data; the accounts it missed are counted by the next night "
             "that reads them."
         )
+    # Attempts only ever grow (a dispatch token names its attempt, and one from before
+    # the retry must stay stale); the retry gives every chunk of the night another
+    # ``max_attempts`` instead (the reaper reads ``notes["retries"]``).
+    cycle.notes = {**(cycle.notes or {}), "retries": int((cycle.notes or {}).get("retries", 0)) + 1}
     failed: Sequence = [Chunk.cycle_id == cycle.id, Chunk.status == ChunkStatus.failed]
-    session.execute(update(Chunk).where(*failed).values(attempts=0))
     n = dispatch_chunks(session, publish, where=failed)
     return RetryOutcome(RetryKind.chunks, cycle.id, chunks=n)

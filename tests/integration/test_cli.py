@@ -129,6 +129,7 @@ def test_cycle_retry_hands_failed_chunks_out_again() -> None:
         assert "2 failed chunks handed out again" in run_cli("cycle", "retry", env=env)
         with engine_for(db).connect() as conn:
             rows = conn.execute(text("SELECT status, attempts FROM chunks ORDER BY id LIMIT 3"))
-            assert [tuple(r) for r in rows] == [("dispatched", 1), ("dispatched", 1),
+            # attempts never go back (a token of attempt 1..5 stays stale): 6th attempt
+            assert [tuple(r) for r in rows] == [("dispatched", 6), ("dispatched", 6),
                                                  ("pending", 0)]  # fmt: skip
         assert queue_depths(broker)["fetch"][0] == 2

@@ -20,6 +20,7 @@ from battletracker.models import Chunk, ChunkStatus, Cycle, CycleStatus, Platfor
 from battletracker.pipeline.coordinator import create_cycle, cycle_date_for, dispatch_chunks
 from battletracker.pipeline.reaper import reap
 from battletracker.pipeline.result import ChunkSpec
+from battletracker.pipeline.stages import retry_cycle
 from battletracker.settings import IdRange, Settings
 
 pytestmark = pytest.mark.integration
@@ -339,6 +340,31 @@ def test_chunks_beyond_max_attempts_are_marked_failed(db: Settings) -> None:
     for ready in (7, None):
         assert run_reap(db, ready=ready)[0].failed == 0
     assert chunks_of(db, other)[0].status == ChunkStatus.dispatched
+
+
+def test_a_retried_night_gives_failed_chunks_more_attempts_without_reusing_one(
+    db: Settings,
+) -> None:
+    cid = new_cycle(db)
+    dispatch_all(db, cid)
+    a = chunks_of(db, cid)[0]
+    sql(db, "UPDATE chunks SET status = 'failed', attempts = :n WHERE id = :i",
+        n=MAX_ATTEMPTS, i=a.id)  # fmt: skip
+    with session_scope(db) as s:
+        cycle = s.get(Cycle, cid)
+        assert cycle is not None
+        assert retry_cycle(s, cycle, Collector()).chunks == 1
+    # the next attempt, never one already used (a token names its attempt)
+    assert chunks_of(db, cid)[0].attempts == MAX_ATTEMPTS + 1
+    # rejected again: handed out until max_attempts more were used, then failed again
+    for attempt in range(MAX_ATTEMPTS + 2, 2 * MAX_ATTEMPTS + 1):
+        sql(db, "UPDATE chunks SET status = 'rejected' WHERE id = :i", i=a.id)
+        report, publish = run_reap(db, ready=0)
+        assert (report.failed, publish.ids) == (0, [a.id])
+        assert chunks_of(db, cid)[0].attempts == attempt
+    sql(db, "UPDATE chunks SET status = 'rejected' WHERE id = :i", i=a.id)
+    assert run_reap(db, ready=0)[0].failed == 1
+    assert chunks_of(db, cid)[0].status == ChunkStatus.failed
 
 
 def test_a_completed_count_moves_the_cycle_to_diffing_and_resends_the_stage(
