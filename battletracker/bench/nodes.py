@@ -16,14 +16,17 @@ import sys
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
 from .services import management_url
 
-__all__ = ["Enrolment", "management_url", "run_cli"]
+if TYPE_CHECKING:
+    from ..web.server import ServerHandle
+
+__all__ = ["Enrolment", "management_url", "remove_broker_users", "run_cli"]
 
 _BIN = Path(sys.executable).parent
 
@@ -42,37 +45,44 @@ def run_cli(*args: str, env: Mapping[str, str], timeout: float = 120) -> str:
     return done.stdout
 
 
+def remove_broker_users(prefix: str) -> None:
+    """Delete the node broker users named ``prefix…`` through the management API."""
+    parts = urlsplit(management_url())
+    base = f"{parts.scheme}://{parts.hostname}:{parts.port or 15672}/api/"
+    auth = (unquote(parts.username or "guest"), unquote(parts.password or "guest"))
+    with httpx.Client(base_url=base, auth=auth, timeout=10) as client:
+        for user in client.get("users").json():
+            if user["name"].startswith(prefix):
+                client.delete(f"users/{quote(user['name'], safe='')}")
+
+
 class Enrolment:
     """The node API (the web app in a thread) on the server's settings, and enrolment."""
 
-    def __init__(self, server_env: Mapping[str, str], root: Path) -> None:
+    def __init__(self, server_env: Mapping[str, str], root: Path,
+                 web: ServerHandle | None = None) -> None:  # fmt: skip
         from ..settings import load_settings
         from ..web.server import serve_in_thread
 
         self.env = dict(server_env)
         self.root = root
-        self.web = serve_in_thread(load_settings(environ=self.env))
+        self.web = web or serve_in_thread(load_settings(environ=self.env))
+
+    @property
+    def url(self) -> str:
+        return self.web.url
 
     def add_key(self, app_id: str, rps: float) -> None:
         run_cli("keys", "add", app_id, "--rps", f"{rps:g}", env=self.env)
 
-    def enrol(self, name: str) -> Path:
-        """``nodes invite`` + ``node register``: the node's directory."""
+    def enrol(self, name: str, *, invite: bool = True) -> Path:
+        """``nodes invite`` + ``node register`` (without an invite: pending approval)."""
         directory = self.root / f"node-{name}-{uuid.uuid4().hex[:4]}"
-        code = run_cli("nodes", "invite", "--name", name, env=self.env).strip()
-        run_cli(
-            "node",
-            "register",
-            "--server",
-            self.web.url,
-            "--name",
-            name,
-            "--dir",
-            str(directory),
-            "--invite",
-            code,
-            env={},
-        )
+        args = ["node", "register", "--server", self.url, "--name", name, "--dir", str(directory)]
+        if invite:
+            code = run_cli("nodes", "invite", "--name", name, env=self.env).strip()
+            args += ["--invite", code]
+        run_cli(*args, env={})
         return directory
 
     def lease(self, directory: Path) -> dict[str, Any]:
@@ -93,12 +103,11 @@ class Enrolment:
             "BATTLETRACKER_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
         }
 
+    def nodes(self) -> list[dict[str, Any]]:
+        """``nodes list --json``."""
+        out: list[dict[str, Any]] = json.loads(run_cli("nodes", "list", "--json", env=self.env))
+        return out
+
     def stop(self, prefix: str) -> None:
         self.web.stop()
-        parts = urlsplit(management_url())
-        base = f"{parts.scheme}://{parts.hostname}:{parts.port or 15672}/api/"
-        auth = (unquote(parts.username or "guest"), unquote(parts.password or "guest"))
-        with httpx.Client(base_url=base, auth=auth, timeout=10) as client:
-            for user in client.get("users").json():
-                if user["name"].startswith(prefix):
-                    client.delete(f"users/{quote(user['name'], safe='')}")
+        remove_broker_users(prefix)
