@@ -59,7 +59,9 @@ class ServerApi:
         return out
 
     def key_report(self, app_id: str, reason: str) -> None:
-        self._post("key-report", {"app_id": app_id, "reason": reason[:200]})
+        # one line of printable text: the server refuses control characters
+        line = "".join(ch if ch.isprintable() else " " for ch in reason)
+        self._post("key-report", {"app_id": app_id, "reason": line[:200]})
 
     def close(self) -> None:
         self._client.close()

@@ -26,12 +26,16 @@ router = APIRouter(prefix=API_PREFIX + "/nodes", tags=["nodes"])
 public_router = APIRouter(prefix=API_PREFIX, tags=["nodes"])
 
 _Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\w .@-]+$")]
+#: A version as ``battletracker.release`` writes them (PEP 440 characters only).
+_Version = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z.+!_-]+$")]
+#: Free text a node sends: no control characters (PostgreSQL refuses NUL in text).
+_Text = Annotated[str, Field(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
 
 
 class RegisterIn(BaseModel):
-    invite: Annotated[str | None, Field(max_length=100)] = None
+    invite: Annotated[str | None, Field(max_length=100, pattern=r"^[!-~]+$")] = None
     name: _Name | None = None
-    version: Annotated[str | None, Field(max_length=32)] = None
+    version: _Version | None = None
 
 
 class RegisterOut(BaseModel):
@@ -43,12 +47,12 @@ class RegisterOut(BaseModel):
 class LeaseIn(BaseModel):
     #: renew this lease (a heartbeat) instead of taking a new one
     lease_id: Annotated[int | None, Field(ge=1, lt=2**31)] = None
-    version: Annotated[str | None, Field(max_length=32)] = None
+    version: _Version | None = None
 
 
 class KeyReportIn(BaseModel):
     app_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
-    reason: Annotated[str, Field(max_length=200)]
+    reason: _Text
 
 
 class VolunteerOut(BaseModel):

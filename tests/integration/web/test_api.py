@@ -147,3 +147,17 @@ def test_openapi_lists_every_operation(client: TestClient) -> None:
         "/api/v1/players/{account_id}/history", "/api/v1/credit", "/healthz"}
     top = schema["paths"]["/api/v1/boards/{board}"]["get"]
     assert "404" in top["responses"] and "422" in top["responses"]
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/api/v1/nodes/register", {"name": "a", "version": "0.1\x00"}),
+    ("/api/v1/nodes/register", {"name": "a", "invite": "code\x00"}),
+    ("/api/v1/nodes/register", {"name": "a", "version": "0.1 beta"}),
+    ("/api/v1/nodes/register", {"name": "a\x00"}),
+])  # fmt: skip
+def test_node_text_with_control_characters_is_422_not_stored(
+    client: TestClient, path: str, body: dict[str, str]
+) -> None:
+    """PostgreSQL refuses NUL in text: such input is a client error, never a 500."""
+    r = client.post(path, json=body)
+    assert r.status_code == 422, r.text
