@@ -41,7 +41,7 @@ class Rig:
         """The web app serving the node API (started on first use)."""
         if self._nodes is None:
             web = serve_in_thread(settings_from(self.server_env))
-            self._nodes = NodeServer(self.server_env, web, self.logs)
+            self._nodes = NodeServer(self.server_env, self.logs, web)
         return self._nodes
 
     @property
