@@ -21,9 +21,11 @@ __all__ = [
     "MAX_CHUNK_IDS",
     "RESULT_VERSION",
     "ChunkSpec",
+    "Envelope",
     "FetchResult",
     "InvalidResult",
     "SetAside",
+    "check_envelope",
     "validate_result",
 ]
 
@@ -150,12 +152,25 @@ def _int(raw: dict[str, Any], key: str, lo: int, hi: int) -> int:
     return value  # type: ignore[return-value]
 
 
-def validate_result(raw: object, *, now: int | None = None) -> FetchResult:
-    """Check a raw result message completely; raise :class:`InvalidResult` on any flaw.
+@dataclass(frozen=True)
+class Envelope:
+    """A result whose every part but the rows' contents is checked: the chunk, the
+    bookkeeping, and a list of at most one row per id that with ``empty`` covers the chunk.
 
-    Rows that break a rule of :func:`~battletracker.validation.row_problem` (as of
-    ``now``, Unix seconds) go to ``set_aside`` instead of ``rows``.
+    The store's set-based path takes it from here (the rows' types checked by the binary
+    COPY, their values by SQL); :func:`validate_result` checks the rows in Python.
     """
+
+    spec: ChunkSpec
+    rows: list[Any]
+    empty: int
+    node: str
+    seconds: float
+    stats: dict[str, int]
+
+
+def check_envelope(raw: object) -> Envelope:
+    """Check everything in ``raw`` except the contents of its rows; :class:`InvalidResult`."""
     if not isinstance(raw, dict):
         raise InvalidResult("result: not an object")
     unknown = set(raw) - _KEYS
@@ -169,26 +184,11 @@ def validate_result(raw: object, *, now: int | None = None) -> FetchResult:
     rows_raw = raw.get("rows")
     if not isinstance(rows_raw, list) or len(rows_raw) > spec.size:
         raise InvalidResult("rows: not a list of at most one row per id")
-    try:
-        shaped = [row_shape(r, spec.first_id, spec.last_id) for r in rows_raw]
-    except RowShapeError as exc:
-        raise InvalidResult(str(exc)) from None
-    if len({r[0] for r in shaped}) != len(shaped):
-        raise InvalidResult("rows: an account id appears twice")
     empty = _int(raw, "empty", 0, MAX_CHUNK_IDS + 1)
-    if len(shaped) + empty != spec.size:
+    if len(rows_raw) + empty != spec.size:
         raise InvalidResult(
-            f"result: {len(shaped)} accounts + {empty} empty ids != {spec.size} ids in the chunk"
+            f"result: {len(rows_raw)} accounts + {empty} empty ids != {spec.size} ids in the chunk"
         )
-    clock = int(time.time()) if now is None else now
-    rows: list[Row] = []
-    set_aside: list[SetAside] = []
-    for r in shaped:
-        problem = row_problem(r, now=clock)
-        if problem is None:
-            rows.append(r)
-        else:
-            set_aside.append(SetAside(r, problem))
     node = raw.get("node", "")
     if not isinstance(node, str) or len(node) > 255 or not node.isprintable():
         raise InvalidResult("node: not a short printable name")
@@ -200,4 +200,31 @@ def validate_result(raw: object, *, now: int | None = None) -> FetchResult:
     ):
         raise InvalidResult("seconds: not a duration")
     stats = {k: _int(raw, k, 0, 10**9) for k in ("requests", "limit_errors", "retries") if k in raw}
-    return FetchResult(spec, rows, empty, node, float(seconds), stats, set_aside)
+    return Envelope(spec, rows_raw, empty, node, float(seconds), stats)
+
+
+def validate_result(raw: object, *, now: int | None = None) -> FetchResult:
+    """Check a raw result message completely; raise :class:`InvalidResult` on any flaw.
+
+    Rows that break a rule of :func:`~battletracker.validation.row_problem` (as of
+    ``now``, Unix seconds) go to ``set_aside`` instead of ``rows``. The readable
+    reference of what the store does set-based (``pipeline/staging.py``).
+    """
+    env = check_envelope(raw)
+    spec = env.spec
+    try:
+        shaped = [row_shape(r, spec.first_id, spec.last_id) for r in env.rows]
+    except RowShapeError as exc:
+        raise InvalidResult(str(exc)) from None
+    if len({r[0] for r in shaped}) != len(shaped):
+        raise InvalidResult("rows: an account id appears twice")
+    clock = int(time.time()) if now is None else now
+    rows: list[Row] = []
+    set_aside: list[SetAside] = []
+    for r in shaped:
+        problem = row_problem(r, now=clock)
+        if problem is None:
+            rows.append(r)
+        else:
+            set_aside.append(SetAside(r, problem))
+    return FetchResult(spec, rows, env.empty, env.node, env.seconds, env.stats, set_aside)

@@ -1,4 +1,4 @@
-"""Store one fetch result: validate, COPY into staging, mark the chunk stored, count.
+"""Store one fetch result: check, COPY into staging, set odd rows aside, mark, count.
 
 All of it happens in one transaction with the chunk row locked, so a result delivered
 twice is stored once (the second finds the chunk ``stored`` and is ignored), and the
@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,19 +20,13 @@ from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from ..db import copy_rows
-from ..models import COUNTERS, Chunk, ChunkStatus, Cycle, CycleStatus, SetAsideRow
-from .result import COLUMNS, ChunkSpec, FetchResult, InvalidResult, validate_result
+from ..models import Chunk, ChunkStatus, Cycle, CycleStatus, SetAsideRow
+from .result import COLUMNS, ChunkSpec, FetchResult, InvalidResult, check_envelope, validate_result
+from .staging import STAGING_TYPES, Odd, copyable, stage_rows
 
-__all__ = ["StoreOutcome", "StoreReport", "mark_rejected", "store_result"]
+__all__ = ["STAGING_TYPES", "StoreOutcome", "StoreReport", "mark_rejected", "store_result"]
 
 log = logging.getLogger(__name__)
-
-#: PostgreSQL types of ``("cycle_id", *COLUMNS)`` in ``staged_accounts``: the binary COPY
-#: sends values in these types (about twice the rows/s of text COPY, see
-#: ``scripts/bench_store.py``).
-STAGING_TYPES: tuple[str, ...] = ("int4", "int8", "varchar", "int8", "int8") + ("int8",) * len(
-    COUNTERS
-)
 
 
 class StoreOutcome(enum.StrEnum):
@@ -59,23 +54,26 @@ class StoreReport:
     set_aside: int = 0
 
 
-def _check_chunk(chunk: Chunk | None, result: FetchResult) -> None:
-    spec = result.spec
-    if chunk is None:
-        raise InvalidResult(f"chunk {spec.chunk_id} does not exist")
-    if (chunk.cycle_id, chunk.platform.value, chunk.first_id, chunk.last_id) != (
+def _same_chunk(chunk: Chunk, spec: ChunkSpec) -> bool:
+    return (chunk.cycle_id, chunk.platform.value, chunk.first_id, chunk.last_id) == (
         spec.cycle_id,
         spec.platform,
         spec.first_id,
         spec.last_id,
-    ):
+    )
+
+
+def _check_chunk(chunk: Chunk | None, spec: ChunkSpec) -> None:
+    if chunk is None:
+        raise InvalidResult(f"chunk {spec.chunk_id} does not exist")
+    if not _same_chunk(chunk, spec):
         raise InvalidResult(f"chunk {spec.chunk_id}: cycle, platform or span differ")
 
 
-def _set_aside(session: Session, result: FetchResult) -> None:
+def _set_aside(session: Session, result: FetchResult) -> list[Odd]:
     """Record the rows that break a rule, with their reasons, for the operator."""
     if not result.set_aside:
-        return
+        return []
     spec = result.spec
     session.execute(
         insert(SetAsideRow),
@@ -86,15 +84,29 @@ def _set_aside(session: Session, result: FetchResult) -> None:
             for s in result.set_aside
         ],
     )  # fmt: skip
-    log.warning(
-        "chunk %s: %d rows set aside, e.g. account %s: %s",
-        spec.chunk_id, len(result.set_aside), result.set_aside[0].account_id,
-        result.set_aside[0].reason,
-    )  # fmt: skip
+    return [(s.account_id, s.reason) for s in result.set_aside]
+
+
+def _store_checked_in_python(session: Session, raw: object, now: int) -> tuple[int, list[Odd]]:
+    """The rows of a result the set-based path could not take, judged row by row.
+
+    Raises :class:`InvalidResult` for a malformed result; else stores the good rows and
+    sets the others aside. Returns the rows stored and those set aside.
+    """
+    result = validate_result(raw, now=now)
+    spec = result.spec
+    copy_rows(
+        session.connection(),
+        "staged_accounts",
+        ("cycle_id", *COLUMNS),
+        ((spec.cycle_id, *row) for row in result.rows),
+        types=STAGING_TYPES,
+    )
+    return len(result.rows), _set_aside(session, result)
 
 
 def store_result(session: Session, raw: object, *, now: int | None = None) -> StoreReport:
-    """Validate and store ``raw`` in the session's transaction (the caller commits).
+    """Check and store ``raw`` in the session's transaction (the caller commits).
 
     An invalid result raises :class:`InvalidResult`; the caller rolls back and records
     the rejection with :func:`mark_rejected`. Rows that break a rule of the game are set
@@ -103,18 +115,30 @@ def store_result(session: Session, raw: object, *, now: int | None = None) -> St
     numbers are final, and data read after a later night began is not that night's.
     ``now`` (Unix seconds) is the clock of the timestamp rules.
 
+    The rows are checked set-based (``pipeline/staging.py``): the COPY checks their
+    types, SQL the rules; a result it cannot take is judged by ``validate_result``, the
+    readable reference of both, with the same outcome.
+
     A node's notices travel the same way as its results (the only queue a node may
     write to, authenticated the same way): ``{..chunk.., "progress": true}`` when a
     fetch starts, ``{..chunk.., "held": reason}`` when the API said METHOD_DISABLED.
     """
     if isinstance(raw, dict) and ("progress" in raw or "held" in raw):
         return _notice(session, raw)
-    result = validate_result(raw, now=now)
-    spec = result.spec
+    envelope = check_envelope(raw)
+    spec = envelope.spec
+    clock = int(time.time()) if now is None else now
     chunk = session.execute(
         select(Chunk).where(Chunk.id == spec.chunk_id).with_for_update()
     ).scalar_one_or_none()
-    _check_chunk(chunk, result)
+    if (
+        chunk is None
+        or not _same_chunk(chunk, spec)
+        or chunk.status in (ChunkStatus.stored, ChunkStatus.missed)
+    ):
+        # not to be stored (rare): a malformed result is still refused as malformed first
+        validate_result(raw, now=clock)
+    _check_chunk(chunk, spec)
     assert chunk is not None
     if chunk.status == ChunkStatus.stored:
         log.info("chunk %s already stored: duplicate ignored", spec.chunk_id)
@@ -123,32 +147,34 @@ def store_result(session: Session, raw: object, *, now: int | None = None) -> St
         log.info("chunk %s came back after its night was closed: not stored", spec.chunk_id)
         return StoreReport(StoreOutcome.late, spec.chunk_id, spec.cycle_id)
     conn = session.connection()
-    copy_rows(
-        conn,
-        "staged_accounts",
-        ("cycle_id", *COLUMNS),
-        ((spec.cycle_id, *row) for row in result.rows),
-        types=STAGING_TYPES,
-    )
+    odd = None
+    if copyable(envelope.rows, spec):
+        odd = stage_rows(conn, spec, envelope.rows, node=envelope.node, now=clock)
+    if odd is None:
+        accounts, odd = _store_checked_in_python(session, raw, clock)
+    else:
+        accounts = len(envelope.rows) - len(odd)
+    if odd:
+        log.warning("chunk %s: %d rows set aside, e.g. account %s: %s",
+                    spec.chunk_id, len(odd), odd[0][0], odd[0][1])  # fmt: skip
     session.execute(
         update(Chunk)
         .where(Chunk.id == spec.chunk_id)
         .values(
             status=ChunkStatus.stored,
             stored_at=func.now(),
-            accounts=len(result.rows),
-            node=result.node or None,
-            fetch_seconds=result.seconds,
+            accounts=accounts,
+            node=envelope.node or None,
+            fetch_seconds=envelope.seconds,
             error=None,
         )
     )
-    _set_aside(session, result)
     stored, total = conn.execute(
         text(
             "UPDATE cycles SET chunks_stored = chunks_stored + 1, accounts = accounts + :n, "
             "set_aside = set_aside + :a WHERE id = :cid RETURNING chunks_stored, chunks_total"
         ),
-        {"n": len(result.rows), "a": len(result.set_aside), "cid": spec.cycle_id},
+        {"n": accounts, "a": len(odd), "cid": spec.cycle_id},
     ).one()
     complete = stored == total
     if complete:
@@ -162,8 +188,8 @@ def store_result(session: Session, raw: object, *, now: int | None = None) -> St
             )
         )
     return StoreReport(
-        StoreOutcome.stored, spec.chunk_id, spec.cycle_id, len(result.rows), complete,
-        set_aside=len(result.set_aside),
+        StoreOutcome.stored, spec.chunk_id, spec.cycle_id, accounts, complete,
+        set_aside=len(odd),
     )  # fmt: skip
 
 
@@ -188,9 +214,7 @@ def _notice(session: Session, raw: dict[str, Any]) -> StoreReport:
     chunk = session.execute(
         select(Chunk).where(Chunk.id == spec.chunk_id).with_for_update()
     ).scalar_one_or_none()
-    if chunk is None or (chunk.cycle_id, chunk.platform.value, chunk.first_id, chunk.last_id) != (
-        spec.cycle_id, spec.platform, spec.first_id, spec.last_id
-    ):
+    if chunk is None or not _same_chunk(chunk, spec):
         raise InvalidResult(f"notice for chunk {spec.chunk_id}: no such chunk")
     outcome = StoreOutcome.progress if "progress" in raw else StoreOutcome.held
     if chunk.status != ChunkStatus.dispatched:  # stored, missed, rejected...: too late

@@ -1,0 +1,79 @@
+"""The rules of the game (:func:`battletracker.validation.row_problem`) as one SQL expression.
+
+The store checks a chunk's rows where they already are, after the COPY: one CASE over
+the staged columns that gives the first rule a row breaks, with the very reason text of
+``row_problem``, or NULL. It is written out from the same constants as the Python rules,
+in the same order, so the two cannot drift apart silently; ``tests/integration/
+test_rules_sql.py`` feeds both the same random and edge rows and compares them.
+
+CASE evaluates its branches in order and stops at the first true one: by the time a
+branch multiplies ``battles`` or sums the outcomes, the branches before it have bounded
+every operand, so no expression here can overflow ``bigint``.
+"""
+
+from __future__ import annotations
+
+from ..constants import COUNTERS
+from ..validation import CLOCK_SKEW, COUNTER_PER_BATTLE, FIRST_CREATED_AT, MAX_BATTLES, MAX_NICKNAME
+
+__all__ = ["CONTROL_CHARACTER", "latest_allowed", "problem_sql"]
+
+#: Unicode category Cc (U+0000-U+001F, U+007F-U+009F), as a PostgreSQL regex class. NUL and
+#: lone surrogates (Cs) cannot be stored in a PostgreSQL text: a row holding them never
+#: reaches SQL (the COPY refuses it and the store checks that result in Python).
+CONTROL_CHARACTER = r"[\x01-\x1f\x7f-\x9f]"
+
+
+def latest_allowed(now: int) -> int:
+    """The latest timestamp a row may hold as of ``now`` (Unix seconds): clock skew allowed."""
+    return now + CLOCK_SKEW
+
+
+def problem_sql(latest: str = ":latest") -> str:
+    """A CASE giving the reason the row in scope breaks a rule, or NULL.
+
+    The columns are referenced by their bare names (``staged_accounts``' columns);
+    ``latest`` is the SQL of :func:`latest_allowed` (a bind parameter by default).
+    """
+    first = FIRST_CREATED_AT
+    branches = [
+        (
+            f"battles NOT BETWEEN 0 AND {MAX_BATTLES}",
+            f"format('battles %s not within 0..{MAX_BATTLES}', battles)",
+        )
+    ]
+    for name in COUNTERS:
+        per = COUNTER_PER_BATTLE[name]
+        branches.append((f"{name} < 0", f"format('{name} %s is negative', {name})"))
+        branches.append(
+            (
+                f"{name} > {per} * battles",
+                f"format('{name} %s above %s ({per} per battle)', {name}, {per} * battles)",
+            )
+        )
+    earliest = f"coalesce(created_at, {first})"
+    branches += [
+        ("wins + losses + draws > battles", "'wins + losses + draws above battles'"),
+        ("hits > shots", "format('hits %s above shots %s', hits, shots)"),
+        (
+            f"created_at NOT BETWEEN {first} AND {latest}",
+            f"format('created_at %s not within {first}..%s', created_at, {latest})",
+        ),
+        (
+            # 0 or NULL: never played (NULL <> 0 is NULL, which CASE takes as false)
+            f"last_battle_time <> 0 AND last_battle_time NOT BETWEEN {earliest} AND {latest}",
+            f"format('last_battle_time %s not within %s..%s', last_battle_time, {earliest}, "
+            f"{latest})",
+        ),
+        (
+            f"char_length(nickname) NOT BETWEEN 1 AND {MAX_NICKNAME}",
+            f"format('nickname length %s not within 1..{MAX_NICKNAME}', char_length(nickname))",
+        ),
+        (
+            f"nickname ~ '{CONTROL_CHARACTER}'",
+            "'nickname holds control character U+' || lpad(upper(to_hex(ascii("
+            f"substring(nickname FROM '{CONTROL_CHARACTER}')))), 4, '0')",
+        ),
+    ]
+    whens = "\n".join(f"  WHEN {cond} THEN {reason}" for cond, reason in branches)
+    return f"CASE\n{whens}\nEND"
