@@ -70,6 +70,18 @@ def _check_chunk(chunk: Chunk | None, spec: ChunkSpec) -> None:
         raise InvalidResult(f"chunk {spec.chunk_id}: cycle, platform or span differ")
 
 
+def _storable(value: object) -> object:
+    """A set-aside value PostgreSQL can keep: NUL and lone surrogates written as escapes.
+
+    ``jsonb`` refuses ``\\u0000`` and UTF-8 cannot carry a lone surrogate; the operator
+    still sees where they were (``nul\\u0000name``), and the row's other values as sent.
+    """
+    if not isinstance(value, str):
+        return value
+    text = value.replace("\x00", "\\u0000")
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _set_aside(session: Session, result: FetchResult) -> list[Odd]:
     """Record the rows that break a rule, with their reasons, for the operator."""
     if not result.set_aside:
@@ -79,7 +91,7 @@ def _set_aside(session: Session, result: FetchResult) -> list[Odd]:
         insert(SetAsideRow),
         [
             {"cycle_id": spec.cycle_id, "chunk_id": spec.chunk_id, "account_id": s.account_id,
-             "kind": "rule", "reason": s.reason[:1000], "row": list(s.row),
+             "kind": "rule", "reason": s.reason[:1000], "row": [_storable(v) for v in s.row],
              "node": result.node or None}
             for s in result.set_aside
         ],

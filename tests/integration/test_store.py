@@ -313,6 +313,24 @@ def test_odd_rows_are_set_aside_and_the_rest_of_the_chunk_is_stored(
     assert chunks_of(db, cid)[1].status == ChunkStatus.stored
 
 
+def test_nul_and_lone_surrogate_nicknames_are_set_aside_not_a_crash(
+    db: Settings, cycle: Any
+) -> None:
+    """Text PostgreSQL cannot hold (NUL, a lone surrogate) is set aside, escaped, visibly."""
+    cid, chunks = cycle
+    msg = result_for(chunks[2], every=5)
+    rows = msg["rows"]
+    rows[0][1], rows[1][1] = "nul\x00name", "half\ud800"
+    report = store(db, msg)
+    assert (report.outcome, report.accounts, report.set_aside) == (
+        StoreOutcome.stored, len(rows) - 2, 2)  # fmt: skip
+    recorded = {r[1]: r for r in set_aside_rows(db, cid)}
+    assert recorded[rows[0][0]][4][1] == "nul\\u0000name"
+    assert recorded[rows[1][0]][4][1] == "half\\ud800"
+    assert "U+0000" in recorded[rows[0][0]][3]
+    assert [r[0] for r in staged(db, cid)] == [r[0] for r in rows[2:]]
+
+
 def test_a_result_for_a_missed_chunk_is_late_and_not_stored(db: Settings, cycle: Any) -> None:
     cid, chunks = cycle
     with engine_for(db).begin() as conn:
