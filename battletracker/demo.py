@@ -25,6 +25,7 @@ from .app import QUEUES, app, celery_options, configure
 from .db import dispose_engines, engine_for, make_engine
 from .migrate import upgrade
 from .settings import ApiKey, IdRange, Settings
+from .volunteer.lease import release_keeper
 from .wargaming.simulator import PS_MIN, XBOX_MIN, Population, Simulator, serve
 from .watch import wait_for_cycle
 
@@ -89,11 +90,14 @@ def in_process_worker(settings: Settings) -> Iterator[Any]:
     app.conf.update(task_queues=celery_options(settings.replace(node_dir=""))["task_queues"])
     # the in-memory transport polls its queues; the default 1 s would dominate a demo night
     app.conf.broker_transport_options = {"polling_interval": 0.01}
-    with start_worker(
-        app, pool="solo", concurrency=1, perform_ping_check=False, queues=list(QUEUES),
-        loglevel="WARNING", shutdown_timeout=30,
-    ) as worker:  # fmt: skip
-        yield worker
+    try:
+        with start_worker(
+            app, pool="solo", concurrency=1, perform_ping_check=False, queues=list(QUEUES),
+            loglevel="WARNING", shutdown_timeout=30,
+        ) as worker:  # fmt: skip
+            yield worker
+    finally:
+        release_keeper()  # the node's lease dies with the worker; the dashboard lives on
 
 
 def _summary(settings: Settings) -> list[str]:

@@ -22,7 +22,8 @@ from ..signing import sign_result
 from .api import ServerApi, ServerError
 from .identity import Identity, load_identity, write_private
 
-__all__ = ["LEASE_FILE", "LeaseKeeper", "keeper_for", "load_lease", "take_lease"]
+__all__ = ["LEASE_FILE", "LeaseKeeper", "keeper_for", "load_lease", "release_keeper",
+           "take_lease"]
 
 log = logging.getLogger(__name__)
 
@@ -181,3 +182,17 @@ def keeper_for(node_dir: str) -> LeaseKeeper | None:
             _KEEPER = LeaseKeeper(directory, identity,
                                   ServerApi(identity.server, identity)).start()  # fmt: skip
         return _KEEPER
+
+
+def release_keeper() -> None:
+    """Stop this process's keeper, when a process stops being a node but lives on.
+
+    The demo does: its worker and enrolment server are gone once the nights are crawled,
+    while the dashboard keeps the process alive; a keeper left running would try to
+    renew a lease with a server that no longer exists.
+    """
+    global _KEEPER
+    with _KEEPER_LOCK:
+        if _KEEPER is not None:
+            _KEEPER.stop()
+            _KEEPER = None
