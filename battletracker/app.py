@@ -103,6 +103,11 @@ def celery_options(settings: Settings) -> dict[str, Any]:
                 "schedule": timedelta(minutes=1),
                 "options": {"expires": 55},
             },
+            # the retention rule (pipeline/retention.py), half a day away from the night
+            "compact-snapshots": {
+                "task": "battletracker.compact_snapshots",
+                "schedule": crontab(hour=(hour + 12) % 24, minute=minute),
+            },
             "reap-stale-chunks": {
                 "task": "battletracker.reap_stale",
                 "schedule": timedelta(minutes=1),

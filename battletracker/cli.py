@@ -95,6 +95,31 @@ def db_upgrade(ctx: click.Context, revision: str) -> None:
     click.echo(f"database at {revision}; roles that may log in: {', '.join(enabled) or 'none'}")
 
 
+@db.command("compact")
+@click.option("--today", type=click.DateTime(["%Y-%m-%d"]), help="Judge ages from this date "
+              "(default: today, UTC).")  # fmt: skip
+@click.option("--dry-run", is_flag=True, help="Only list the months that are due.")
+@click.pass_context
+def db_compact(ctx: click.Context, today: dt.datetime | None, dry_run: bool) -> None:
+    """Keep only Sunday snapshots in months past ``snapshot_daily_days`` (beat does it daily)."""
+    from .db import engine_for
+    from .pipeline.retention import compact_snapshots, due_months
+
+    settings = _settings(ctx)
+    day = today.date() if today else dt.datetime.now(dt.UTC).date()
+    engine = engine_for(settings)
+    if dry_run:
+        months = due_months(engine, day, settings.snapshot_daily_days)
+        click.echo("due: " + (", ".join(m.strftime("%Y-%m") for m in months) or "none"))
+        return
+    done = compact_snapshots(engine, day, settings.snapshot_daily_days)
+    for c in done:
+        click.echo(f"{c.month:%Y-%m}: kept {c.rows_after} of {c.rows_before} snapshot rows")
+    if not done:
+        click.echo(f"nothing to compact (snapshots kept nightly for "
+                   f"{settings.snapshot_daily_days} days)")  # fmt: skip
+
+
 # -- cycles ------------------------------------------------------------------------------------
 
 

@@ -47,6 +47,7 @@ __all__ = [
     "PlatformRange",
     "Player",
     "SetAsideRow",
+    "SnapshotCompaction",
     "StagedAccount",
     "TotalBattles",
     "WebSession",
@@ -332,4 +333,17 @@ class WebSession(Base):
     __table_args__ = (
         Index("ix_web_sessions_expires_at", "expires_at"),
         Index("ix_web_sessions_operator", "operator"),
+    )
+
+
+class SnapshotCompaction(Base):
+    """A month of ``total_battles`` rewritten to its Sunday snapshots (migration 0012)."""
+
+    __tablename__ = "snapshot_compactions"
+
+    month: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    rows_before: Mapped[int] = mapped_column(BigInteger)
+    rows_after: Mapped[int] = mapped_column(BigInteger)
+    compacted_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
     )

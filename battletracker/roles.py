@@ -49,7 +49,8 @@ WEB_WRITABLE: tuple[str, ...] = (
 )
 #: The owner's functions through which the worker makes the partitions of a night.
 PIPELINE_FUNCTIONS = ("battletracker_month_partitions(date)",
-                      "battletracker_cycle_staging(bigint, boolean)")
+                      "battletracker_cycle_staging(bigint, boolean)",
+                      "battletracker_compact_snapshots(date)")
 
 
 def _create_role(name: str) -> str:
@@ -138,9 +139,19 @@ def grant_sql() -> list[str]:
             END IF;
           END LOOP;
         END $$""",
-        *(f"REVOKE ALL ON FUNCTION {f} FROM PUBLIC" for f in PIPELINE_FUNCTIONS),
-        *(f"GRANT EXECUTE ON FUNCTION {f} TO {WORKER_ROLE}" for f in PIPELINE_FUNCTIONS),
+        *(_grant_function(f) for f in PIPELINE_FUNCTIONS),
     ]
+
+
+def _grant_function(signature: str) -> str:
+    # a migration older than a function's own runs these grants before it exists
+    return f"""
+    DO $$ BEGIN
+      IF to_regprocedure('{signature}') IS NOT NULL THEN
+        REVOKE ALL ON FUNCTION {signature} FROM PUBLIC;
+        GRANT EXECUTE ON FUNCTION {signature} TO {WORKER_ROLE};
+      END IF;
+    END $$"""
 
 
 def apply_roles(conn: Connection, settings: Settings) -> list[str]:

@@ -175,6 +175,10 @@ class Settings:
     #: 5 % changed, at ~35 k rows/s on 2 shared cores, i.e. ~8 minutes for the ~17 M
     #: accounts of a full night): about twice the measured time.
     stage_soft_time_limit: int = 15 * 60
+    #: Days ``total_battles`` keeps every night's snapshots; a whole month older than this
+    #: keeps only its Sunday snapshots (``battletracker db compact``, daily by beat). The
+    #: diffs are kept for ever, so a player's history loses no total, only daily points.
+    snapshot_daily_days: int = 90
     # -- performance (issue 16) --
     #: Seconds a key's one-second window is widened by on the node, against jitter
     #: between a request leaving and the API counting it (see wargaming/ratelimit.py).
@@ -381,6 +385,8 @@ def _validate(s: Settings) -> None:
     need(0 <= s.elasticsearch_replicas <= 5, "elasticsearch_replicas: must be between 0 and 5")
     # 2 indices a day; 1,000 shards per node is Elasticsearch's default ceiling, and Kibana
     # and the players index need some of them
+    need(31 <= s.snapshot_daily_days <= 3660,
+         "snapshot_daily_days: must be between 31 and 3660 (a month of daily snapshots at least)")
     need(7 <= s.elasticsearch_retention_days <= 450,
          "elasticsearch_retention_days: must be between 7 and 450 (2 shards a day must stay "
          "below the 1,000 shards a node holds)")

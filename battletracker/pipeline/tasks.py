@@ -29,11 +29,12 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from ..app import PipelineTask, app, current_settings
+from ..db import engine_for
 from ..models import Chunk, ChunkStatus, Cycle, CycleStatus
 from ..nodes.intake import intake_result
 from ..nodes.verify import dispatch_fields, dispatch_key
 from ..release import MIN_VERSION_KEY, required_version
-from . import metrics
+from . import metrics, retention
 from .boards import materialise_cycle as materialise_stage
 from .coordinator import (
     CycleRefused,
@@ -57,6 +58,7 @@ from .store import StoreOutcome
 
 __all__ = [
     "chunk_failed",
+    "compact_snapshots",
     "compute_diffs",
     "export_to_elastic",
     "grow_ranges",
@@ -274,3 +276,13 @@ def _fetch_queue_ready() -> int | None:
     for queue, (ready, _) in depths.items():
         metrics.QUEUE_MESSAGES.labels(queue).set(ready)
     return depths["fetch"][0]
+
+
+@app.task(name="battletracker.compact_snapshots", base=PipelineTask, **DB_RETRY)
+def compact_snapshots() -> list[str]:
+    """The retention rule, daily by beat: months past the horizon keep their Sundays."""
+    settings = current_settings()
+    done = retention.compact_snapshots(
+        engine_for(settings), dt.datetime.now(dt.UTC).date(), settings.snapshot_daily_days
+    )
+    return [c.month.isoformat() for c in done]

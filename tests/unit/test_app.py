@@ -54,3 +54,6 @@ def test_beat_starts_the_night_at_the_configured_time_and_reaps_every_minute() -
     reaper = beat["reap-stale-chunks"]
     assert reaper["task"] == "battletracker.reap_stale"
     assert reaper["schedule"] == dt.timedelta(minutes=1)
+    compact = beat["compact-snapshots"]
+    assert compact["task"] == "battletracker.compact_snapshots"
+    assert compact["schedule"] == crontab(hour=15, minute=45), "half a day from the night"
