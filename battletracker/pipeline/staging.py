@@ -5,16 +5,12 @@ the rows go into ``staged_accounts`` by one binary COPY whose ``WHERE`` is the r
 the game (:mod:`.rules_sql`, the reasons of ``row_problem``): the rows are read once, and
 only when some break a rule (rare) are they sent again to set those aside with reasons.
 
-The COPY itself checks the rows' types, at C speed, with no Python loop over the values:
-each value is sent by its own Python type (``int`` as ``int8``, ``str`` as text), so a
-``bool``, ``float``, list or object is refused by its dumper, a value of the wrong size
-for its column (a ``str`` or ``None`` where a number belongs, an ``int`` past ``int8``,
-a row of the wrong length) by PostgreSQL. The one confusion left, a text of exactly 8
-bytes read as an ``int8``, is closed by counting the texts sent: one per row, its
-nickname (checked to be a ``str`` before). What the COPY cannot tell is checked before
-it, in bulk: rows that are lists, ids within the chunk and each id once (staging has
-no key: a chunk is stored once by its state machine, see ``store.py``, and its ids are
-its own).
+The binary COPY checks the rows' types (an ``int8`` column takes no string, float or
+``None``; ``varchar(64)`` no number, no longer nickname). What it cannot tell is checked
+before it, in bulk (C-speed passes, no Python loop): a ``bool`` (JSON ``true`` would
+COPY as 1), rows that are lists, ids within the chunk and each id once (staging has no
+key: a chunk is stored once by its state machine, see ``store.py``, and its ids are its
+own), and whether any nickname can break a nickname rule (else SQL leaves those out).
 
 A result this path cannot take as it is (a refused COPY: a malformed row, or an odd
 value no column can hold, such as a NUL in a nickname) leaves nothing behind (a
@@ -24,6 +20,7 @@ or stored with those rows set aside, exactly as before.
 
 from __future__ import annotations
 
+import itertools
 import operator
 import re
 from collections.abc import Sequence
@@ -31,9 +28,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from psycopg.adapt import Dumper
-from psycopg.pq import Format
-from psycopg.types.numeric import Int4BinaryDumper, Int8BinaryDumper
 from sqlalchemy import Connection, text
 
 from ..constants import COUNTERS
@@ -48,6 +42,8 @@ STAGING_TYPES: tuple[str, ...] = ("int4", "int8", "varchar", "int8", "int8") + (
     COUNTERS
 )
 _ROW_TYPES = frozenset({list, tuple})
+#: Every value of a plain row is one of these (a ``bool`` is an ``int`` to the COPY).
+_VALUE_TYPES = frozenset({int, str, type(None)})
 _FIRST = operator.itemgetter(0)
 _NICKNAME = operator.itemgetter(1)
 #: A nickname SQL has to look at: a control character (NUL included: the COPY refuses it).
@@ -55,8 +51,8 @@ _ODD_NICKNAME = re.compile(CONTROL_CHARACTER.replace(r"\x01", r"\x00"))
 #: Set by the caller right before :func:`stage_rows` (``store.py`` sets it in the round
 #: trip that locks the chunk): a refused COPY rolls back to it.
 SAVEPOINT = "bt_stage_rows"
-#: What a COPY raises for rows it cannot take: client side (a value of a refused type,
-#: a lone surrogate, an int past int8) or server side (NULL, length, NUL, field size).
+#: What a COPY raises for rows it cannot take: client side (a value of the wrong type or
+#: size for its column, a lone surrogate) or server side (NULL, length, NUL, field count).
 _REFUSED = (psycopg.DataError, psycopg.IntegrityError, TypeError, ValueError, OverflowError)
 
 #: A staged row as received, for ``set_aside_rows.row`` (the JSON the node sent).
@@ -88,13 +84,15 @@ class Prescan:
 def prescan(rows: Sequence[Any], spec: ChunkSpec) -> Prescan | None:
     """The checks the COPY cannot make, in bulk (C speed, no loop over the values).
 
-    None when the rows are not for the set-based path: not lists, an id outside the
-    chunk or twice, a nickname that is not a string.
+    None when the rows are not for the set-based path: not lists, a value of a type
+    no column takes, an id outside the chunk or twice, a nickname that is not a string.
     """
     if not rows:
         return Prescan(nicknames=False)
     if not set(map(type, rows)) <= _ROW_TYPES:
         return None
+    if not set(map(type, itertools.chain.from_iterable(rows))) <= _VALUE_TYPES:
+        return None  # a bool above all (the COPY would take it as 1), a float, a list
     try:
         ids = list(map(_FIRST, rows))
         if not (spec.first_id <= min(ids) and max(ids) <= spec.last_id):
@@ -108,57 +106,21 @@ def prescan(rows: Sequence[Any], spec: ChunkSpec) -> Prescan | None:
     return Prescan(nicknames="" in nicknames or _ODD_NICKNAME.search(joined) is not None)
 
 
-class _Refused(Dumper):
-    """A value of a type no column takes (``bool``, ``float``, a list or an object)."""
-
-    format = Format.BINARY
-
-    def dump(self, obj: Any) -> bytes:
-        raise TypeError(f"a {type(obj).__name__} is not a column value")
-
-
-class _CycleId(int):
-    """The row's ``cycle_id``: sent as ``int4`` (every other ``int`` as ``int8``)."""
-
-
-class _Text(Dumper):
-    """``str`` as text, counted (see the module docstring)."""
-
-    format = Format.BINARY
-    sent = 0
-
-    def dump(self, obj: str) -> bytes:
-        type(self).sent += 1
-        return obj.encode()
-
-
-def _text_dumper() -> type[_Text]:
-    """A fresh counting ``str`` dumper for one COPY."""
-    return type("_Text", (_Text,), {"sent": 0})
+def partition_of(cycle_id: int) -> str:
+    """The cycle's staging partition (``partitions.ensure_cycle_staging``): the COPY goes
+    straight there, saving the parent's routing of every row (~5 % of the COPY)."""
+    return f"staged_accounts_c{int(cycle_id)}"
 
 
 def _copy(conn: Connection, table: str, cycle_id: int, rows: Sequence[Any], where: str) -> int:
-    """Binary COPY of ``rows`` into ``table`` keeping those ``where`` holds; rows copied.
-
-    Raises ``TypeError`` (a refused type, or a text where a number belongs) or a
-    psycopg error when the COPY cannot take the rows.
-    """
+    """Binary COPY of ``rows`` into ``table`` keeping those ``where`` holds; rows copied."""
     raw = conn.connection.dbapi_connection
     assert raw is not None
-    cid = _CycleId(cycle_id)
-    text_dumper = _text_dumper()
     with raw.cursor() as cur:  # type: ignore[attr-defined]
-        adapters = cur.adapters
-        adapters.register_dumper(int, Int8BinaryDumper)
-        adapters.register_dumper(_CycleId, Int4BinaryDumper)
-        adapters.register_dumper(str, text_dumper)
-        for refused in (bool, float, list, tuple, dict):
-            adapters.register_dumper(refused, _Refused)
         with cur.copy(f"COPY {table} ({_COPY_COLUMNS}) FROM STDIN (FORMAT BINARY) {where}") as cp:
+            cp.set_types(list(STAGING_TYPES))
             for row in rows:
-                cp.write_row((cid, *row))
-            if text_dumper.sent != len(rows):  # a text outside the nickname column
-                raise TypeError(f"{text_dumper.sent} texts in {len(rows)} rows")
+                cp.write_row((cycle_id, *row))
         return int(cur.rowcount)
 
 
@@ -188,7 +150,8 @@ def stage_rows(
     assert raw is not None
     problem = problem_sql(str(latest_allowed(now)), nicknames=scan.nicknames)
     try:
-        staged = _copy(conn, "staged_accounts", spec.cycle_id, rows, f"WHERE ({problem}) IS NULL")
+        staged = _copy(conn, partition_of(spec.cycle_id), spec.cycle_id, rows,
+                       f"WHERE ({problem}) IS NULL")  # fmt: skip
     except _REFUSED:
         raw.execute(f"ROLLBACK TO SAVEPOINT {SAVEPOINT}")
         return None
