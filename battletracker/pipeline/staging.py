@@ -21,7 +21,6 @@ or stored with those rows set aside, exactly as before.
 from __future__ import annotations
 
 import itertools
-import operator
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,8 +43,7 @@ STAGING_TYPES: tuple[str, ...] = ("int4", "int8", "varchar", "int8", "int8") + (
 _ROW_TYPES = frozenset({list, tuple})
 #: Every value of a plain row is one of these (a ``bool`` is an ``int`` to the COPY).
 _VALUE_TYPES = frozenset({int, str, type(None)})
-_FIRST = operator.itemgetter(0)
-_NICKNAME = operator.itemgetter(1)
+_WIDTH = len(COLUMNS)
 #: A nickname SQL has to look at: a control character (NUL included: the COPY refuses it).
 _ODD_NICKNAME = re.compile(CONTROL_CHARACTER.replace(r"\x01", r"\x00"))
 #: Set by the caller right before :func:`stage_rows` (``store.py`` sets it in the round
@@ -91,15 +89,20 @@ def prescan(rows: Sequence[Any], spec: ChunkSpec) -> Prescan | None:
         return Prescan(nicknames=False)
     if not set(map(type, rows)) <= _ROW_TYPES:
         return None
-    if not set(map(type, itertools.chain.from_iterable(rows))) <= _VALUE_TYPES:
+    # One flat list, read by slices: fewer passes over the rows, each a cache miss per
+    # value on a busy machine. A row of the wrong width shifts the slices, but the COPY
+    # then refuses its field count and the Python rules judge the result.
+    values = list(itertools.chain.from_iterable(rows))
+    if len(values) != _WIDTH * len(rows):
+        return None
+    if not set(map(type, values)) <= _VALUE_TYPES:
         return None  # a bool above all (the COPY would take it as 1), a float, a list
+    ids, nicknames = values[0::_WIDTH], values[1::_WIDTH]
     try:
-        ids = list(map(_FIRST, rows))
         if not (spec.first_id <= min(ids) and max(ids) <= spec.last_id):
             return None
-        nicknames = list(map(_NICKNAME, rows))
         joined = "".join(nicknames)  # TypeError unless every nickname is a str
-    except (TypeError, IndexError):  # an empty row, an id or nickname of the wrong type
+    except TypeError:  # an id or nickname of the wrong type
         return None
     if len(set(ids)) != len(ids):
         return None
