@@ -7,10 +7,11 @@ only when some break a rule (rare) are they sent again to set those aside with r
 
 The binary COPY checks the rows' types (an ``int8`` column takes no string, float or
 ``None``; ``varchar(64)`` no number, no longer nickname). What it cannot tell is checked
-before it, in bulk (C-speed passes, no Python loop): a ``bool`` (JSON ``true`` would
-COPY as 1), rows that are lists, ids within the chunk and each id once (staging has no
-key: a chunk is stored once by its state machine, see ``store.py``, and its ids are its
-own), and whether any nickname can break a nickname rule (else SQL leaves those out).
+in bulk (C-speed passes, no Python loop): before it, rows that are lists, ids within
+the chunk and each id once (staging has no key: a chunk is stored once by its state
+machine, see ``store.py``, and its ids are its own), and whether any nickname can
+break a nickname rule (else SQL leaves those out); during it, batch by batch, that no
+value is a ``bool`` (JSON ``true`` would COPY as 1).
 
 A result this path cannot take as it is (a refused COPY: a malformed row, or an odd
 value no column can hold, such as a NUL in a nickname) leaves nothing behind (a
@@ -44,6 +45,8 @@ _ROW_TYPES = frozenset({list, tuple})
 #: Every value of a plain row is one of these (a ``bool`` is an ``int`` to the COPY).
 _VALUE_TYPES = frozenset({int, str, type(None)})
 _WIDTH = len(COLUMNS)
+#: Rows type-checked and written at a time (see :func:`_copy`).
+_BATCH = 1_000
 #: A nickname SQL has to look at: a control character (NUL included: the COPY refuses it).
 _ODD_NICKNAME = re.compile(CONTROL_CHARACTER.replace(r"\x01", r"\x00"))
 #: Set by the caller right before :func:`stage_rows` (``store.py`` sets it in the round
@@ -82,8 +85,8 @@ class Prescan:
 def prescan(rows: Sequence[Any], spec: ChunkSpec) -> Prescan | None:
     """The checks the COPY cannot make, in bulk (C speed, no loop over the values).
 
-    None when the rows are not for the set-based path: not lists, a value of a type
-    no column takes, an id outside the chunk or twice, a nickname that is not a string.
+    None when the rows are not for the set-based path: not lists, an id outside the
+    chunk or twice, a nickname that is not a string. (Value types: :func:`_copy`.)
     """
     if not rows:
         return Prescan(nicknames=False)
@@ -95,8 +98,6 @@ def prescan(rows: Sequence[Any], spec: ChunkSpec) -> Prescan | None:
     values = list(itertools.chain.from_iterable(rows))
     if len(values) != _WIDTH * len(rows):
         return None
-    if not set(map(type, values)) <= _VALUE_TYPES:
-        return None  # a bool above all (the COPY would take it as 1), a float, a list
     ids, nicknames = values[0::_WIDTH], values[1::_WIDTH]
     try:
         if not (spec.first_id <= min(ids) and max(ids) <= spec.last_id):
@@ -115,15 +116,40 @@ def partition_of(cycle_id: int) -> str:
     return f"staged_accounts_c{int(cycle_id)}"
 
 
-def _copy(conn: Connection, table: str, cycle_id: int, rows: Sequence[Any], where: str) -> int:
-    """Binary COPY of ``rows`` into ``table`` keeping those ``where`` holds; rows copied."""
+class _NotAColumnValue(TypeError):
+    """A value of a type no column takes, found by :func:`_copy` mid-COPY."""
+
+
+def _copy(
+    conn: Connection,
+    table: str,
+    cycle_id: int,
+    rows: Sequence[Any],
+    where: str,
+    *,
+    check_types: bool = False,
+) -> int:
+    """Binary COPY of ``rows`` into ``table`` keeping those ``where`` holds; rows copied.
+
+    ``check_types``: refuse (:class:`_NotAColumnValue`, which aborts the COPY) a value
+    that is not an ``int``, ``str`` or ``None``: a ``bool`` above all, which the COPY
+    would take as 1. The check runs batch by batch between the writes, so on two cores
+    it overlaps with the server's work on the batches already sent, instead of
+    delaying the COPY by a pass over every value.
+    """
     raw = conn.connection.dbapi_connection
     assert raw is not None
     with raw.cursor() as cur:  # type: ignore[attr-defined]
         with cur.copy(f"COPY {table} ({_COPY_COLUMNS}) FROM STDIN (FORMAT BINARY) {where}") as cp:
             cp.set_types(list(STAGING_TYPES))
-            for row in rows:
-                cp.write_row((cycle_id, *row))
+            for start in range(0, len(rows), _BATCH):
+                batch = rows[start : start + _BATCH]
+                if check_types and not set(
+                    map(type, itertools.chain.from_iterable(batch))
+                ) <= _VALUE_TYPES:
+                    raise _NotAColumnValue("a value no column takes (a bool?)")
+                for row in batch:
+                    cp.write_row((cycle_id, *row))
         return int(cur.rowcount)
 
 
@@ -154,7 +180,7 @@ def stage_rows(
     problem = problem_sql(str(latest_allowed(now)), nicknames=scan.nicknames)
     try:
         staged = _copy(conn, partition_of(spec.cycle_id), spec.cycle_id, rows,
-                       f"WHERE ({problem}) IS NULL")  # fmt: skip
+                       f"WHERE ({problem}) IS NULL", check_types=True)  # fmt: skip
     except _REFUSED:
         raw.execute(f"ROLLBACK TO SAVEPOINT {SAVEPOINT}")
         return None

@@ -22,6 +22,7 @@ from sqlalchemy import select, text
 
 from battletracker.db import engine_for, session_scope
 from battletracker.models import Chunk, ChunkStatus
+from battletracker.pipeline import staging
 from battletracker.pipeline.coordinator import create_cycle
 from battletracker.pipeline.diffs import compute_diffs
 from battletracker.pipeline.fetch import KeySlot, fetch_chunk
@@ -238,3 +239,22 @@ def test_rule_breakers_are_set_aside_with_their_reasons_when_nicknames_are_clean
     assert [tuple(a) for a in aside3] == [(s.account_id, s.reason) for s in expected3.set_aside]
     assert len(staged(db, cycle_id)) == (len(rows) - 3) + (len(msg2["rows"]) - 1) + (
         len(msg3["rows"]) - 1)  # fmt: skip
+
+
+def test_a_bool_in_a_later_batch_aborts_the_copy_already_under_way(
+    db: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The type check runs between the COPY's batches: rows already sent leave nothing."""
+    monkeypatch.setattr(staging, "_BATCH", 5)
+    with session_scope(db) as s:
+        cycle_id = create_cycle(s, db, next(_dates)).cycle_id
+    msg = result_for(chunks_of(db, cycle_id)[0])
+    msg["rows"][22][COLUMNS.index("losses")] = False
+    with pytest.raises(InvalidResult, match="not an integer"), session_scope(db) as s:
+        store_result(s, msg)
+    assert staged(db, cycle_id) == []
+    # the same rows without the bool: stored whole, batch after batch
+    msg["rows"][22][COLUMNS.index("losses")] = 0
+    with session_scope(db) as s:
+        assert store_result(s, msg).accounts == len(msg["rows"])
+    assert [r[0] for r in staged(db, cycle_id)] == [r[0] for r in msg["rows"]]
