@@ -144,9 +144,10 @@ def _copy(
             cp.set_types(list(STAGING_TYPES))
             for start in range(0, len(rows), _BATCH):
                 batch = rows[start : start + _BATCH]
-                if check_types and not set(
-                    map(type, itertools.chain.from_iterable(batch))
-                ) <= _VALUE_TYPES:
+                if (
+                    check_types
+                    and not set(map(type, itertools.chain.from_iterable(batch))) <= _VALUE_TYPES
+                ):
                     raise _NotAColumnValue("a value no column takes (a bool?)")
                 for row in batch:
                     cp.write_row((cycle_id, *row))
