@@ -1,24 +1,30 @@
 """A result's rows into the night's staging, the rules of the game applied set-based.
 
 Checking every row in Python (``validate_result``) cost ~85 % of the store's time. Here
-the rows go into ``staged_accounts`` by a binary COPY, which already enforces their types
-(an ``int8`` column takes no string, float or ``None``; ``varchar(64)`` no
-longer nickname; the key no id twice), and one statement then moves the rows that break a rule
-(:mod:`.rules_sql`, the reasons of ``row_problem``) to ``set_aside_rows``. What the COPY
-cannot tell apart is checked before, in bulk: a ``bool`` (a JSON ``true`` would COPY as
-1), a row that is not a list, an id outside the chunk.
+the rows go into ``staged_accounts`` by one binary COPY whose ``WHERE`` is the rules of
+the game (:mod:`.rules_sql`, the reasons of ``row_problem``): the rows are read once, and
+only when some break a rule (rare) are they sent again to set those aside with reasons.
 
-A result this path cannot take as it is (the COPY refuses it: a malformed row, or an odd
-value no column can hold, such as a NUL in a nickname or an integer past ``int8``) leaves
-nothing behind (a savepoint) and the caller judges it with the Python rules instead:
-rejected as a whole, or stored with those rows set aside, exactly as before.
+The binary COPY checks the rows' types (an ``int8`` column takes no string, float or
+``None``; ``varchar(64)`` no number, no longer nickname). What it cannot tell is checked
+in bulk (C-speed passes, no Python loop): before it, rows that are lists, ids within
+the chunk and each id once (staging has no key: a chunk is stored once by its state
+machine, see ``store.py``, and its ids are its own), and whether any nickname can
+break a nickname rule (else SQL leaves those out); during it, batch by batch, that no
+value is a ``bool`` (JSON ``true`` would COPY as 1).
+
+A result this path cannot take as it is (a refused COPY: a malformed row, or an odd
+value no column can hold, such as a NUL in a nickname) leaves nothing behind (a
+savepoint) and the caller judges it with the Python rules instead: rejected as a whole,
+or stored with those rows set aside, exactly as before.
 """
 
 from __future__ import annotations
 
 import itertools
-import operator
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -26,23 +32,28 @@ from sqlalchemy import Connection, text
 
 from ..constants import COUNTERS
 from .result import COLUMNS, ChunkSpec
-from .rules_sql import latest_allowed, problem_sql
+from .rules_sql import CONTROL_CHARACTER, latest_allowed, problem_sql
 
-__all__ = ["STAGING_TYPES", "Odd", "copyable", "stage_rows"]
+__all__ = ["SAVEPOINT", "STAGING_TYPES", "Odd", "Prescan", "prescan", "stage_rows"]
 
-#: PostgreSQL types of ``("cycle_id", *COLUMNS)`` in ``staged_accounts``: the binary COPY
-#: sends values in these types (about twice the rows/s of text COPY, see
-#: ``scripts/bench_store.py``).
+#: PostgreSQL types of ``("cycle_id", *COLUMNS)`` in ``staged_accounts`` (the binary
+#: COPY's wire format; the row-by-row fallback and the benchmarks name them).
 STAGING_TYPES: tuple[str, ...] = ("int4", "int8", "varchar", "int8", "int8") + ("int8",) * len(
     COUNTERS
 )
 _ROW_TYPES = frozenset({list, tuple})
 #: Every value of a plain row is one of these (a ``bool`` is an ``int`` to the COPY).
 _VALUE_TYPES = frozenset({int, str, type(None)})
-_FIRST = operator.itemgetter(0)
-_SAVEPOINT = "bt_stage_rows"
+_WIDTH = len(COLUMNS)
+#: Rows type-checked and written at a time (see :func:`_copy`).
+_BATCH = 1_000
+#: A nickname SQL has to look at: a control character (NUL included: the COPY refuses it).
+_ODD_NICKNAME = re.compile(CONTROL_CHARACTER.replace(r"\x01", r"\x00"))
+#: Set by the caller right before :func:`stage_rows` (``store.py`` sets it in the round
+#: trip that locks the chunk): a refused COPY rolls back to it.
+SAVEPOINT = "bt_stage_rows"
 #: What a COPY raises for rows it cannot take: client side (a value of the wrong type or
-#: size for its column, a lone surrogate) or server side (NULL, length, NUL, a second id).
+#: size for its column, a lone surrogate) or server side (NULL, length, NUL, field count).
 _REFUSED = (psycopg.DataError, psycopg.IntegrityError, TypeError, ValueError, OverflowError)
 
 #: A staged row as received, for ``set_aside_rows.row`` (the JSON the node sent).
@@ -52,11 +63,10 @@ _COPY_COLUMNS = ", ".join(("cycle_id", *COLUMNS))
 _ODD_TABLE = """
 CREATE TEMP TABLE IF NOT EXISTS staged_odd (LIKE staged_accounts) ON COMMIT DROP
 """
-_SET_ASIDE = f"""
+_SET_ASIDE = """
 INSERT INTO set_aside_rows (cycle_id, chunk_id, account_id, kind, reason, row, node)
 SELECT cycle_id, :chunk, account_id, 'rule', left(reason, 1000), row, :node
-FROM (SELECT cycle_id, account_id, {problem_sql()} AS reason, {_ROW_JSON} AS row
-      FROM staged_odd) o
+FROM (SELECT cycle_id, account_id, {problem} AS reason, {row} AS row FROM staged_odd) o
 ORDER BY account_id
 RETURNING account_id, reason
 """
@@ -64,38 +74,98 @@ RETURNING account_id, reason
 Odd = tuple[int, str]
 
 
-def copyable(rows: Sequence[Any], spec: ChunkSpec) -> bool:
-    """True when the COPY's own type checks are enough for ``rows`` (C-speed, no per-row
-    Python): lists of ints, strings and ``None`` only, every id within the chunk."""
+@dataclass(frozen=True)
+class Prescan:
+    """What the bulk checks before the COPY found: may SQL skip the nickname rules?"""
+
+    #: some nickname is empty or holds a control character: SQL checks nicknames
+    nicknames: bool
+
+
+def prescan(rows: Sequence[Any], spec: ChunkSpec) -> Prescan | None:
+    """The checks the COPY cannot make, in bulk (C speed, no loop over the values).
+
+    None when the rows are not for the set-based path: not lists, an id outside the
+    chunk or twice, a nickname that is not a string. (Value types: :func:`_copy`.)
+    """
     if not rows:
-        return True
+        return Prescan(nicknames=False)
     if not set(map(type, rows)) <= _ROW_TYPES:
-        return False
-    if not set(map(type, itertools.chain.from_iterable(rows))) <= _VALUE_TYPES:
-        return False
+        return None
+    # One flat list, read by slices: fewer passes over the rows, each a cache miss per
+    # value on a busy machine. A row of the wrong width shifts the slices, but the COPY
+    # then refuses its field count and the Python rules judge the result.
+    values = list(itertools.chain.from_iterable(rows))
+    if len(values) != _WIDTH * len(rows):
+        return None
+    ids, nicknames = values[0::_WIDTH], values[1::_WIDTH]
     try:
-        ids = list(map(_FIRST, rows))
-        return bool(spec.first_id <= min(ids) and max(ids) <= spec.last_id)
-    except (TypeError, IndexError):  # an empty row, or an id that is not a number
-        return False
+        if not (spec.first_id <= min(ids) and max(ids) <= spec.last_id):
+            return None
+        joined = "".join(nicknames)  # TypeError unless every nickname is a str
+    except TypeError:  # an id or nickname of the wrong type
+        return None
+    if len(set(ids)) != len(ids):
+        return None
+    return Prescan(nicknames="" in nicknames or _ODD_NICKNAME.search(joined) is not None)
 
 
-def _copy(conn: Connection, table: str, cycle_id: int, rows: Sequence[Any], where: str) -> int:
-    """Binary COPY of ``rows`` into ``table`` keeping those ``where`` holds; rows copied."""
+def partition_of(cycle_id: int) -> str:
+    """The cycle's staging partition (``partitions.ensure_cycle_staging``): the COPY goes
+    straight there, saving the parent's routing of every row (~5 % of the COPY)."""
+    return f"staged_accounts_c{int(cycle_id)}"
+
+
+class _NotAColumnValue(TypeError):
+    """A value of a type no column takes, found by :func:`_copy` mid-COPY."""
+
+
+def _copy(
+    conn: Connection,
+    table: str,
+    cycle_id: int,
+    rows: Sequence[Any],
+    where: str,
+    *,
+    check_types: bool = False,
+) -> int:
+    """Binary COPY of ``rows`` into ``table`` keeping those ``where`` holds; rows copied.
+
+    ``check_types``: refuse (:class:`_NotAColumnValue`, which aborts the COPY) a value
+    that is not an ``int``, ``str`` or ``None``: a ``bool`` above all, which the COPY
+    would take as 1. The check runs batch by batch between the writes, so on two cores
+    it overlaps with the server's work on the batches already sent, instead of
+    delaying the COPY by a pass over every value.
+    """
     raw = conn.connection.dbapi_connection
     assert raw is not None
     with raw.cursor() as cur:  # type: ignore[attr-defined]
         with cur.copy(f"COPY {table} ({_COPY_COLUMNS}) FROM STDIN (FORMAT BINARY) {where}") as cp:
             cp.set_types(list(STAGING_TYPES))
-            for row in rows:
-                cp.write_row((cycle_id, *row))
+            for start in range(0, len(rows), _BATCH):
+                batch = rows[start : start + _BATCH]
+                if (
+                    check_types
+                    and not set(map(type, itertools.chain.from_iterable(batch))) <= _VALUE_TYPES
+                ):
+                    raise _NotAColumnValue("a value no column takes (a bool?)")
+                for row in batch:
+                    cp.write_row((cycle_id, *row))
         return int(cur.rowcount)
 
 
 def stage_rows(
-    conn: Connection, spec: ChunkSpec, rows: Sequence[Any], *, node: str, now: int
+    conn: Connection,
+    spec: ChunkSpec,
+    rows: Sequence[Any],
+    scan: Prescan,
+    *,
+    node: str,
+    now: int,
 ) -> list[Odd] | None:
     """COPY ``rows`` into staging and set aside those that break a rule (as of ``now``).
+
+    Runs right after the caller set :data:`SAVEPOINT`.
 
     Returns the rows set aside (account id, reason), or None when the COPY refused the
     rows: then nothing of them is written and the transaction is usable.
@@ -103,25 +173,25 @@ def stage_rows(
     The rules filter the COPY itself (``COPY ... WHERE``): the rows are read once. Only
     when some were left out (rare) are they sent again, the odd ones kept this time, to
     be set aside with their reasons: the same expression decides both, so each row lands
-    in exactly one of the two.
+    in exactly one of the two. The nickname rules are left out of it when ``scan`` shows
+    no nickname can break them.
     """
     raw = conn.connection.dbapi_connection
     assert raw is not None
-    problem = problem_sql(str(latest_allowed(now)))
-    raw.execute(f"SAVEPOINT {_SAVEPOINT}")
+    problem = problem_sql(str(latest_allowed(now)), nicknames=scan.nicknames)
     try:
-        staged = _copy(conn, "staged_accounts", spec.cycle_id, rows, f"WHERE ({problem}) IS NULL")
+        staged = _copy(conn, partition_of(spec.cycle_id), spec.cycle_id, rows,
+                       f"WHERE ({problem}) IS NULL", check_types=True)  # fmt: skip
     except _REFUSED:
-        raw.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+        raw.execute(f"ROLLBACK TO SAVEPOINT {SAVEPOINT}")
         return None
-    raw.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
     if staged == len(rows):
         return []
     conn.execute(text(_ODD_TABLE))
     odd_rows = _copy(conn, "staged_odd", spec.cycle_id, rows, f"WHERE ({problem}) IS NOT NULL")
     odd = conn.execute(
-        text(_SET_ASIDE),
-        {"chunk": spec.chunk_id, "node": node or None, "latest": latest_allowed(now)},
+        text(_SET_ASIDE.format(problem=problem, row=_ROW_JSON)),
+        {"chunk": spec.chunk_id, "node": node or None},
     ).all()
     conn.execute(text("TRUNCATE staged_odd"))
     if staged + odd_rows != len(rows) or len(odd) != odd_rows:

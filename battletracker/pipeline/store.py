@@ -16,13 +16,21 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select, text, update
+from psycopg import sql
+from sqlalchemy import Connection, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from ..db import copy_rows
 from ..models import Chunk, ChunkStatus, Cycle, CycleStatus, SetAsideRow
-from .result import COLUMNS, ChunkSpec, FetchResult, InvalidResult, check_envelope, validate_result
-from .staging import STAGING_TYPES, Odd, copyable, stage_rows
+from .result import (
+    COLUMNS,
+    ChunkSpec,
+    FetchResult,
+    InvalidResult,
+    check_envelope,
+    validate_result,
+)
+from .staging import SAVEPOINT, STAGING_TYPES, Odd, prescan, stage_rows
 
 __all__ = ["STAGING_TYPES", "StoreOutcome", "StoreReport", "mark_rejected", "store_result"]
 
@@ -61,13 +69,6 @@ def _same_chunk(chunk: Chunk, spec: ChunkSpec) -> bool:
         spec.first_id,
         spec.last_id,
     )
-
-
-def _check_chunk(chunk: Chunk | None, spec: ChunkSpec) -> None:
-    if chunk is None:
-        raise InvalidResult(f"chunk {spec.chunk_id} does not exist")
-    if not _same_chunk(chunk, spec):
-        raise InvalidResult(f"chunk {spec.chunk_id}: cycle, platform or span differ")
 
 
 def _storable(value: object) -> object:
@@ -117,6 +118,36 @@ def _store_checked_in_python(session: Session, raw: object, now: int) -> tuple[i
     return len(result.rows), _set_aside(session, result)
 
 
+#: Lock the chunk's row (as it is) and set the staging savepoint: one round trip.
+_LOCK = sql.SQL(
+    "SELECT cycle_id, platform, first_id, last_id, status FROM chunks WHERE id = {chunk} "
+    "FOR UPDATE; SAVEPOINT {savepoint}"
+)
+#: The chunk marked stored and the cycle's counters bumped, in one round trip at the end
+#: (the cycle's row is shared by every store of the night: locked only until commit).
+_MARK_STORED = text("""
+WITH k AS (
+  UPDATE chunks SET status = 'stored', stored_at = now(), accounts = :n, node = :node,
+                    fetch_seconds = :seconds, error = NULL
+  WHERE id = :chunk RETURNING cycle_id
+)
+UPDATE cycles SET chunks_stored = chunks_stored + 1, accounts = accounts + :n,
+                  set_aside = set_aside + :a
+WHERE id = (SELECT cycle_id FROM k)
+RETURNING chunks_stored, chunks_total
+""")
+
+
+def _lock_chunk(conn: Connection, chunk_id: int) -> tuple[Any, ...] | None:
+    """The chunk's ``(cycle_id, platform, first_id, last_id, status)``, its row locked
+    (None if there is no such chunk), and the savepoint of :func:`stage_rows` set."""
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    query = _LOCK.format(chunk=sql.Literal(chunk_id), savepoint=sql.Identifier(SAVEPOINT))
+    row = raw.execute(query).fetchone()
+    return None if row is None else tuple(row)
+
+
 def store_result(session: Session, raw: object, *, now: int | None = None) -> StoreReport:
     """Check and store ``raw`` in the session's transaction (the caller commits).
 
@@ -129,7 +160,9 @@ def store_result(session: Session, raw: object, *, now: int | None = None) -> St
 
     The rows are checked set-based (``pipeline/staging.py``): the COPY checks their
     types, SQL the rules; a result it cannot take is judged by ``validate_result``, the
-    readable reference of both, with the same outcome.
+    readable reference of both, with the same outcome. Staging has no key: the chunk's
+    row lock and status store a chunk once, its rows hold each of its ids once (checked
+    before the COPY), and a cycle's chunks do not overlap.
 
     A node's notices travel the same way as its results (the only queue a node may
     write to, authenticated the same way): ``{..chunk.., "progress": true}`` when a
@@ -140,28 +173,27 @@ def store_result(session: Session, raw: object, *, now: int | None = None) -> St
     envelope = check_envelope(raw)
     spec = envelope.spec
     clock = int(time.time()) if now is None else now
-    chunk = session.execute(
-        select(Chunk).where(Chunk.id == spec.chunk_id).with_for_update()
-    ).scalar_one_or_none()
-    if (
-        chunk is None
-        or not _same_chunk(chunk, spec)
-        or chunk.status in (ChunkStatus.stored, ChunkStatus.missed)
-    ):
+    conn = session.connection()
+    chunk = _lock_chunk(conn, spec.chunk_id)
+    same = chunk is not None and chunk[:4] == (
+        spec.cycle_id, spec.platform, spec.first_id, spec.last_id)  # fmt: skip
+    if not same or chunk is None or chunk[4] in (ChunkStatus.stored, ChunkStatus.missed):
         # not to be stored (rare): a malformed result is still refused as malformed first
         validate_result(raw, now=clock)
-    _check_chunk(chunk, spec)
-    assert chunk is not None
-    if chunk.status == ChunkStatus.stored:
+    if chunk is None:
+        raise InvalidResult(f"chunk {spec.chunk_id} does not exist")
+    if not same:
+        raise InvalidResult(f"chunk {spec.chunk_id}: cycle, platform or span differ")
+    if chunk[4] == ChunkStatus.stored:
         log.info("chunk %s already stored: duplicate ignored", spec.chunk_id)
         return StoreReport(StoreOutcome.duplicate, spec.chunk_id, spec.cycle_id)
-    if chunk.status == ChunkStatus.missed:
+    if chunk[4] == ChunkStatus.missed:
         log.info("chunk %s came back after its night was closed: not stored", spec.chunk_id)
         return StoreReport(StoreOutcome.late, spec.chunk_id, spec.cycle_id)
-    conn = session.connection()
     odd = None
-    if copyable(envelope.rows, spec):
-        odd = stage_rows(conn, spec, envelope.rows, node=envelope.node, now=clock)
+    scan = prescan(envelope.rows, spec)
+    if scan is not None:
+        odd = stage_rows(conn, spec, envelope.rows, scan, node=envelope.node, now=clock)
     if odd is None:
         accounts, odd = _store_checked_in_python(session, raw, clock)
     else:
@@ -169,25 +201,11 @@ def store_result(session: Session, raw: object, *, now: int | None = None) -> St
     if odd:
         log.warning("chunk %s: %d rows set aside, e.g. account %s: %s",
                     spec.chunk_id, len(odd), odd[0][0], odd[0][1])  # fmt: skip
-    session.execute(
-        update(Chunk)
-        .where(Chunk.id == spec.chunk_id)
-        .values(
-            status=ChunkStatus.stored,
-            stored_at=func.now(),
-            accounts=accounts,
-            node=envelope.node or None,
-            fetch_seconds=envelope.seconds,
-            error=None,
-        )
-    )
     stored, total = conn.execute(
-        text(
-            "UPDATE cycles SET chunks_stored = chunks_stored + 1, accounts = accounts + :n, "
-            "set_aside = set_aside + :a WHERE id = :cid RETURNING chunks_stored, chunks_total"
-        ),
-        {"n": accounts, "a": len(odd), "cid": spec.cycle_id},
-    ).one()
+        _MARK_STORED,
+        {"chunk": spec.chunk_id, "n": accounts, "a": len(odd),
+         "node": envelope.node or None, "seconds": envelope.seconds},
+    ).one()  # fmt: skip
     complete = stored == total
     if complete:
         session.execute(
