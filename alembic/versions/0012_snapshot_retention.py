@@ -10,7 +10,7 @@ a fresh table, swap it in for the month (detach, drop, rename, attach), record i
 ``snapshot_compactions``. One transaction: a failure leaves the month as it was.
 
 Revision ID: 0012
-Revises: 0008
+Revises: 0011
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from alembic import op
 from battletracker.roles import WORKER_ROLE
 
 revision = "0012"
-down_revision = "0008"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
