@@ -219,7 +219,8 @@ def run_piece(settings: Settings, piece_id: int) -> PieceOutcome:
             )  # fmt: skip
             send = []
             if board == SUMS:
-                send = _mark_sent(conn, cycle_id, f"b.time_window = '{window}' AND b.board <> '{SUMS}'")
+                boards = f"b.time_window = '{window}' AND b.board <> '{SUMS}'"
+                send = _mark_sent(conn, cycle_id, boards)
             finished = _finish_if_last(conn, cycle_id)
     except StaleSums as exc:
         # the window's sums are another night's (or gone): build them again first
