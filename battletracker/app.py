@@ -125,7 +125,8 @@ def celery_options(settings: Settings) -> dict[str, Any]:
 
 #: The tasks of a cycle's stages after fetching (their time limits come from settings).
 STAGE_TASK_NAMES = ("battletracker.compute_diffs", "battletracker.grow_ranges",
-                    "battletracker.materialise_cycle", "battletracker.export_to_elastic")
+                    "battletracker.materialise_cycle", "battletracker.build_board_piece",
+                    "battletracker.export_to_elastic")
 
 
 def _stage_limits(settings: Settings) -> dict[str, dict[str, int]]:
@@ -262,6 +263,10 @@ class PipelineTask(Task):
             soft_time_limit=soft * 2, time_limit=min(max(hard, soft) * 2, MAX_TIME_LIMIT),
         )  # fmt: skip
 
+    def failure_error(self, exc: BaseException, args: Any) -> str | None:
+        """The error a stage that failed for good records on its cycle (None: none)."""
+        return f"{type(exc).__name__}: {exc}".strip()
+
     def on_failure(
         self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
     ) -> None:
@@ -272,9 +277,11 @@ class PipelineTask(Task):
         from .pipeline import metrics
         from .pipeline.stages import fail_stage
 
-        metrics.STAGE_FAILURES.labels(self.stage).inc()
-        error = f"{type(exc).__name__}: {exc}".strip()
         try:
+            error = self.failure_error(exc, args)
+            if error is None:
+                return
+            metrics.STAGE_FAILURES.labels(self.stage).inc()
             with self.session() as session:
                 fail_stage(session, args[0], CycleStatus(self.stage), error)
         except Exception as db_exc:  # the database may be why it failed; the reaper retries

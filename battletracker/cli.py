@@ -185,6 +185,8 @@ def cycle_status(ctx: click.Context, date_text: str | None, as_json: bool) -> No
         f"rejected results {p.rejected_results}\n"
         f"  rate     {p.ids_per_second:.0f} ids/s  ETA {eta}"
     )
+    if p.boards_total:
+        click.echo(f"  boards   {p.boards_done}/{p.boards_total}  {p.boards_by_state}")
     for g in p.growth:
         click.echo(f"  range    {g['platform']} grew {g['old_max']} -> {g['new_max']}")
     baseline = "-" if p.baseline_accounts is None else p.baseline_accounts

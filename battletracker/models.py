@@ -37,12 +37,14 @@ __all__ = [
     "COUNTERS",
     "PS_THRESHOLD",
     "Base",
+    "BoardBuild",
     "Chunk",
     "ChunkStatus",
     "Counters",
     "Cycle",
     "CycleStatus",
     "DiffBattles",
+    "PieceState",
     "Platform",
     "PlatformRange",
     "Player",
@@ -94,6 +96,16 @@ def _enum(cls: type[enum.Enum], name: str) -> Enum:
         length=16,
         values_callable=lambda e: [m.value for m in e],
     )
+
+
+class PieceState(enum.StrEnum):
+    """Where one piece of a cycle's boards stage is (``board_builds.state``)."""
+
+    pending = "pending"
+    running = "running"
+    done = "done"
+    #: failed for a reason retrying cannot fix; ``cycle retry`` makes it pending again
+    failed = "failed"
 
 
 class Base(DeclarativeBase):
@@ -317,6 +329,45 @@ class SetAsideRow(Base):
     )
 
     __table_args__ = (Index("ix_set_aside_rows_cycle", "cycle_id", "kind"),)
+class BoardBuild(Base):
+    """One piece of a cycle's ``materialising`` stage, built by its own task.
+
+    ``board`` is a registered board, or :data:`SUMS` for the window's per-account sums
+    its boards read; the day's activity is the piece (:data:`ANY_WINDOW`, ``activity``).
+    The task building a piece holds its row locked, so the reaper (``SKIP LOCKED``)
+    re-sends only a piece nobody is building.
+    """
+
+    __tablename__ = "board_builds"
+
+    SUMS = "*"
+    ANY_WINDOW = "*"
+    ACTIVITY = "activity"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("cycles.id", ondelete="CASCADE"))
+    time_window: Mapped[str] = mapped_column(String(16))
+    board: Mapped[str] = mapped_column(String(64))
+    state: Mapped[PieceState] = mapped_column(_enum(PieceState, "piece_state"))
+    #: Times a task started building it (Celery retries and re-deliveries included).
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    #: When its task was last sent (NULL: not yet, its window's sums are not built).
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    #: Seconds the build took inside its task (the figure the time limit bounds).
+    seconds: Mapped[float | None] = mapped_column()
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        UniqueConstraint("cycle_id", "time_window", "board", name="uq_board_builds_piece"),
+        Index("ix_board_builds_cycle_state", "cycle_id", "state"),
+    )
+
+
 class WebSession(Base):
     """A web login (operator, guest or Wargaming player), kept server-side so that logging
     out, or removing an operator, ends it for good (a signed cookie alone cannot be

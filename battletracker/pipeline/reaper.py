@@ -9,7 +9,10 @@
   started is waiting in the queue, and lost only when the fetch queue holds no ready
   message any more and it was dispatched long ago. Chunks being fetched when the
   queue first reads empty are therefore left alone;
-- cycles whose next stage was never sent or is stuck (every recorded stage).
+- cycles whose next stage was never sent or is stuck (every recorded stage);
+- pieces of the boards stage whose message was lost (:func:`.boards.lost_pieces`): a
+  cycle in ``materialising`` with unfinished pieces is reaped piece by piece, not by
+  sending the whole stage again.
 
 A chunk handed out ``max_attempts`` times is marked ``failed`` for the operator
 (``battletracker cycle retry`` hands it out again, with ``max_attempts`` more: attempts
@@ -26,8 +29,9 @@ from typing import Any
 from sqlalchemy import Integer, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from ..models import Chunk, ChunkStatus, Cycle, CycleStatus
+from ..models import BoardBuild, Chunk, ChunkStatus, Cycle, CycleStatus, PieceState
 from ..settings import Settings
+from .boards import lost_pieces
 from .coordinator import Publish, dispatch_chunks
 
 __all__ = ["FETCH_HARD_LIMIT", "ReapReport", "reap"]
@@ -55,6 +59,8 @@ class ReapReport:
     failed: int = 0
     #: ``(cycle_id, status)`` whose stage task should be sent again.
     stages: list[tuple[int, CycleStatus]] = field(default_factory=list)
+    #: ``(cycle_id, piece_id)`` of board pieces whose task should be sent again.
+    pieces: list[tuple[int, int]] = field(default_factory=list)
 
 
 def reap(
@@ -113,12 +119,17 @@ def reap(
         )
         .values(status=CycleStatus.diffing, fetched_at=func.now(), status_changed_at=stale)
     )
-    # SKIP LOCKED: a stage that is running holds its cycle row; leave it alone
+    # SKIP LOCKED: a stage that is running holds its cycle row; leave it alone. The
+    # boards stage, once its pieces are recorded, is reaped piece by piece below.
+    unfinished = select(BoardBuild.id).where(
+        BoardBuild.cycle_id == Cycle.id, BoardBuild.state != PieceState.done
+    )
     stuck = session.execute(
         select(Cycle.id, Cycle.status)
         .where(
             Cycle.status.in_(_STAGES),
             Cycle.status_changed_at <= stale,
+            or_(Cycle.status != CycleStatus.materialising, ~unfinished.exists()),
         )
         .with_for_update(skip_locked=True)
     ).all()
@@ -129,9 +140,10 @@ def reap(
             .values(status_changed_at=func.now())
         )
     report.stages = [(cid, status) for cid, status in stuck]
-    if report.republished or report.failed or report.stages:
+    report.pieces = lost_pieces(session, stale, settings.max_attempts)
+    if report.republished or report.failed or report.stages or report.pieces:
         log.warning(
-            "reaper: %d chunks republished, %d failed, stages resent %s",
-            report.republished, report.failed, report.stages,
+            "reaper: %d chunks republished, %d failed, stages resent %s, board pieces %s",
+            report.republished, report.failed, report.stages, report.pieces,
         )  # fmt: skip
     return report

@@ -10,7 +10,8 @@ Each stage's task checks the cycle's status under a row lock and moves it on, so
 reaper can re-send any stage stuck past ``stale_after_seconds`` (a running stage holds
 its row and is skipped). A stage that fails for a reason retrying cannot fix (or keeps
 failing past its retries) is marked ``failed`` with the stage and the error on the
-cycle; ``battletracker cycle retry`` puts it back in that stage.
+cycle; ``battletracker cycle retry`` puts it back in that stage (for the boards, only
+its unfinished pieces are built again: see :mod:`.boards`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from ..models import Chunk, ChunkStatus, Cycle, CycleStatus
+from ..models import BoardBuild, Chunk, ChunkStatus, Cycle, CycleStatus, PieceState
 from .coordinator import CycleRefused, Publish, dispatch_chunks
 
 __all__ = [
@@ -92,6 +93,12 @@ def retry_cycle(session: Session, cycle: Cycle, publish: Publish) -> RetryOutcom
     """
     if cycle.status == CycleStatus.failed and cycle.failed_stage:
         stage = CycleStatus(cycle.failed_stage)
+        if stage == CycleStatus.materialising:  # resume the unfinished pieces only
+            session.execute(
+                update(BoardBuild)
+                .where(BoardBuild.cycle_id == cycle.id, BoardBuild.state == PieceState.failed)
+                .values(state=PieceState.pending, attempts=0, error=None, sent_at=None)
+            )
         cycle.status = stage
         cycle.error = None
         cycle.failed_stage = None

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import distinct, func, or_, select
 from sqlalchemy.orm import Session
 
-from ..models import Chunk, ChunkStatus, Cycle, CycleStatus
+from ..models import BoardBuild, Chunk, ChunkStatus, Cycle, CycleStatus, PieceState
 
 __all__ = ["RECENT", "CycleProgress", "cycle_progress", "progress_of"]
 
@@ -58,6 +58,10 @@ class CycleProgress:
     #: The stage that failed for good and its error (status ``failed``).
     failed_stage: str | None = None
     error: str | None = None
+    #: Pieces of the boards stage (windows' sums, boards, activity): done of total.
+    boards_done: int = 0
+    boards_total: int = 0
+    boards_by_state: dict[str, int] | None = None
 
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -77,6 +81,14 @@ def progress_of(session: Session, cycle: Cycle, *, now: dt.datetime | None = Non
             select(Chunk.status, func.count())
             .where(Chunk.cycle_id == cycle.id)
             .group_by(Chunk.status)
+        ).all()
+    }
+    pieces = {
+        PieceState(s).value: int(n)
+        for s, n in session.execute(
+            select(BoardBuild.state, func.count())
+            .where(BoardBuild.cycle_id == cycle.id)
+            .group_by(BoardBuild.state)
         ).all()
     }
     stored = Chunk.status == ChunkStatus.stored
@@ -137,6 +149,9 @@ def progress_of(session: Session, cycle: Cycle, *, now: dt.datetime | None = Non
         partial=(cycle.notes or {}).get("partial") if cycle.partial else None,
         failed_stage=cycle.failed_stage,
         error=cycle.error,
+        boards_done=pieces.get(PieceState.done.value, 0),
+        boards_total=sum(pieces.values()),
+        boards_by_state=pieces or None,
     )
 
 

@@ -6,8 +6,10 @@ Chain of one night (see design.md and :mod:`.stages`)::
 
     start_cycle ─► fetch_range (each chunk) ──link──► store_results (each chunk)
         ─(the last store)─► compute_diffs ─► grow_ranges ─► materialise_cycle
+        ─► build_board_piece (each piece of the boards, see .boards; the last one sends)
         ─► export_to_elastic ─► done
-    reap_stale every minute re-publishes lost chunks and re-sends stuck stages;
+    reap_stale every minute re-publishes lost chunks, re-sends stuck stages and lost
+    board pieces;
     start_due_cycle every minute starts the night beat should have started, once.
 
 Every task runs with ``acks_late`` and ``reject_on_worker_lost`` (from
@@ -35,7 +37,7 @@ from ..nodes.intake import intake_result
 from ..nodes.verify import dispatch_fields, dispatch_key
 from ..release import MIN_VERSION_KEY, required_version
 from . import metrics, retention
-from .boards import materialise_cycle as materialise_stage
+from .boards import enter_stage, fail_piece, run_piece
 from .coordinator import (
     CycleRefused,
     close_open_nights,
@@ -57,6 +59,7 @@ from .stages import STAGE_TASKS
 from .store import StoreOutcome
 
 __all__ = [
+    "build_board_piece",
     "chunk_failed",
     "compact_snapshots",
     "compute_diffs",
@@ -104,6 +107,18 @@ STAGE_SEND_RETRY = {"max_retries": 60, "interval_start": 0.5, "interval_step": 0
 def _send_stage(status: CycleStatus, cycle_id: int) -> None:
     app.send_task(STAGE_TASKS[status], args=(cycle_id,), retry=True,
                   retry_policy=STAGE_SEND_RETRY)  # fmt: skip
+
+
+def send_pieces(pieces: Sequence[tuple[int, int]]) -> None:
+    """Send one ``build_board_piece`` per ``(cycle_id, piece_id)``, on one connection.
+
+    Recorded as sent before: a message lost here is re-sent by the reaper."""
+    if not pieces:
+        return
+    with app.producer_or_acquire() as producer:
+        for cycle_id, piece_id in pieces:
+            build_board_piece.apply_async((cycle_id, piece_id), producer=producer, retry=True,
+                                          retry_policy=STAGE_SEND_RETRY)  # fmt: skip
 
 
 # -- coordinator ---------------------------------------------------------------------------
@@ -227,15 +242,42 @@ def grow_ranges(self: PipelineTask, cycle_id: int) -> None:
         _send_stage(CycleStatus.materialising, cycle_id)
 
 
-@app.task(
-    name="battletracker.materialise_cycle", base=PipelineTask, bind=True,
-    stage=CycleStatus.materialising.value,
-    # A restart of PostgreSQL, or the swap's lock_timeout: a retry rebuilds the window.
-    autoretry_for=(OperationalError,), retry_backoff=30, max_retries=10,
-)  # fmt: skip
+@app.task(name="battletracker.materialise_cycle", base=PipelineTask, bind=True,
+          stage=CycleStatus.materialising.value, **DB_RETRY)  # fmt: skip
 def materialise_cycle(self: PipelineTask, cycle_id: int) -> None:
-    """Daily activity and every leaderboard for the cycle's date, then the export."""
-    if materialise_stage(self.settings, cycle_id) is not None:
+    """Record the boards' pieces and send those ready (see :mod:`.boards`)."""
+    with self.session() as session:
+        entry = enter_stage(session, cycle_id)
+    if entry is None:
+        return
+    send_pieces(entry.send)
+    if entry.finished:
+        _send_stage(CycleStatus.exporting, cycle_id)
+
+
+class BoardPieceTask(PipelineTask):
+    """A piece that fails for good marks itself failed and names itself in the cycle's
+    error (stage ``materialising``)."""
+
+    abstract = True
+
+    def failure_error(self, exc: BaseException, args: Any) -> str | None:
+        error = f"{type(exc).__name__}: {exc}".strip()
+        with self.session() as session:
+            return fail_piece(session, args[0], args[1], error)
+
+
+@app.task(
+    name="battletracker.build_board_piece", base=BoardPieceTask, bind=True,
+    stage=CycleStatus.materialising.value,
+    # A restart of PostgreSQL, or the swap's lock_timeout: a retry builds the piece again.
+    autoretry_for=(OperationalError,), retry_backoff=15, max_retries=10,
+)  # fmt: skip
+def build_board_piece(self: PipelineTask, cycle_id: int, piece_id: int) -> None:
+    """One piece of the boards stage; the last one done sends the export."""
+    outcome = run_piece(self.settings, piece_id)
+    send_pieces(outcome.send)
+    if outcome.finished:
         _send_stage(CycleStatus.exporting, cycle_id)
 
 
@@ -263,7 +305,9 @@ def reap_stale(self: PipelineTask) -> dict[str, Any]:
         report = reap(session, self.settings, publish_chunks, fetch_queue_ready=ready)
     for cycle_id, status in report.stages:
         _send_stage(status, cycle_id)
-    return {"republished": report.republished, "failed": report.failed}
+    send_pieces(report.pieces)
+    return {"republished": report.republished, "failed": report.failed,
+            "pieces": len(report.pieces)}  # fmt: skip
 
 
 def _fetch_queue_ready() -> int | None:

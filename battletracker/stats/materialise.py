@@ -65,6 +65,8 @@ __all__ = [
     "WINDOW_DAYS",
     "BuildResult",
     "StaleSums",
+    "board_in",
+    "board_parent_in",
     "build_window_sums",
     "leaf_name",
     "materialise",
@@ -72,6 +74,7 @@ __all__ = [
     "materialise_window",
     "sums_name",
     "window_bounds",
+    "window_sums_in",
 ]
 
 log = logging.getLogger(__name__)
@@ -376,28 +379,34 @@ def build_window_sums(conn: Connection, window: str, as_of: dt.date,
     backup), swapped in by rename and labelled with ``as_of`` so a board task can tell
     sums of another night from its own. ``conn`` must not be in a transaction.
     """
+    with conn.begin():
+        return window_sums_in(conn, window, as_of, work_mem=work_mem)
+
+
+def window_sums_in(conn: Connection, window: str, as_of: dt.date,
+                   *, work_mem: str = DEFAULT_WORK_MEM) -> str:
+    """:func:`build_window_sums` inside the caller's transaction (which it commits with)."""
     bounds = window_bounds(window, as_of)
     if bounds is None:
         return "players"
     name, new = sums_name(window), sums_name(window) + "__new"
     sums = ", ".join(f"sum({c})::bigint AS {c}" for c in COUNTERS)
-    with conn.begin():
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key("sums", window)})
-        conn.execute(text("SELECT set_config('work_mem', :m, true)"), {"m": work_mem})
-        conn.execute(text(f"DROP TABLE IF EXISTS {new}"))
-        conn.execute(
-            text(
-                f"CREATE UNLOGGED TABLE {new} AS "
-                f"SELECT account_id, min(platform)::text AS platform, {sums} "
-                f"FROM diff_battles WHERE date BETWEEN :first AND :last GROUP BY account_id"
-            ),
-            {"first": bounds[0], "last": bounds[1]},
-        )
-        conn.execute(text(f"ANALYZE {new}"))
-        conn.execute(text("SET LOCAL lock_timeout = '30s'"))
-        conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
-        conn.execute(text(f"ALTER TABLE {new} RENAME TO {name}"))
-        conn.execute(text(f"COMMENT ON TABLE {name} IS '{as_of.isoformat()}'"))
+    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key("sums", window)})
+    conn.execute(text("SELECT set_config('work_mem', :m, true)"), {"m": work_mem})
+    conn.execute(text(f"DROP TABLE IF EXISTS {new}"))
+    conn.execute(
+        text(
+            f"CREATE UNLOGGED TABLE {new} AS "
+            f"SELECT account_id, min(platform)::text AS platform, {sums} "
+            f"FROM diff_battles WHERE date BETWEEN :first AND :last GROUP BY account_id"
+        ),
+        {"first": bounds[0], "last": bounds[1]},
+    )
+    conn.execute(text(f"ANALYZE {new}"))
+    conn.execute(text("SET LOCAL lock_timeout = '30s'"))
+    conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
+    conn.execute(text(f"ALTER TABLE {new} RENAME TO {name}"))
+    conn.execute(text(f"COMMENT ON TABLE {name} IS '{as_of.isoformat()}'"))
     return name
 
 
@@ -412,43 +421,66 @@ def materialise_board(
 ) -> BuildResult:
     """Build and swap in one board over one window, alone (one transaction).
 
-    The unit of the parallel rebuild: each board x window is its own task, so the
-    nightly boards spread over the server worker's processes and no task holds more
-    than one board's work (well inside a task time limit at 17 M accounts). The window's
+    The unit of the parallel rebuild: each board x window is its own piece of the
+    ``materialising`` stage (:mod:`battletracker.pipeline.boards`), so the nightly
+    boards spread over the server worker's processes and no task holds more than one
+    board's work (well inside a task time limit at 17 M accounts). The window's
     sums must have been built for ``as_of`` by :func:`build_window_sums`. Unlike
     :func:`materialise_window`, boards of a window are swapped one by one, each as soon
     as it is ready: a reader may see one board of tonight beside another of last night
     for a few minutes, never a half-built board. ``conn`` must not be in a transaction.
     """
     window_bounds(window, as_of)  # validates the window
+    # in a short transaction of its own: creating the board's parent partition locks
+    # leaderboard_entries exclusively, which must not last for a whole build
+    with conn.begin():
+        board_parent_in(conn, scorer.name)
+    with conn.begin():
+        return board_in(conn, as_of, window, scorer, force=force, work_mem=work_mem)
+
+
+def board_parent_in(conn: Connection, board: str) -> None:
+    """Make the board's parent partition if it is new, in the caller's (short) transaction."""
+    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+    _ensure_board_parent(conn, board)
+
+
+def board_in(
+    conn: Connection,
+    as_of: dt.date,
+    window: str,
+    scorer: LeaderboardScorer,
+    *,
+    force: bool = False,
+    work_mem: str = DEFAULT_WORK_MEM,
+) -> BuildResult:
+    """:func:`materialise_board` inside the caller's transaction (the parent partition
+    made before, in another one, by :func:`board_parent_in`); the swap commits with it."""
+    window_bounds(window, as_of)
     board = scorer.name
-    with conn.begin():
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
-        _ensure_board_parent(conn, board)
-    with conn.begin():
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(board, window)})
-        conn.execute(text("SELECT set_config('work_mem', :m, true)"), {"m": work_mem})
-        newer = conn.execute(
-            text("SELECT as_of FROM leaderboard_builds WHERE board = :b AND time_window = :w"),
-            {"b": board, "w": window},
+    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(board, window)})
+    conn.execute(text("SELECT set_config('work_mem', :m, true)"), {"m": work_mem})
+    newer = conn.execute(
+        text("SELECT as_of FROM leaderboard_builds WHERE board = :b AND time_window = :w"),
+        {"b": board, "w": window},
+    ).scalar()
+    if newer is not None and newer > as_of and not force:
+        log.info("skip %s/%s: built as of %s > %s", board, window, newer, as_of)
+        return BuildResult(board, window, newer, 0, 0, 0, "", 0.0, True)
+    source = "players"
+    if window != "all":
+        source = sums_name(window)
+        made_for = conn.execute(
+            text("SELECT obj_description(to_regclass(:n), 'pg_class')"), {"n": source}
         ).scalar()
-        if newer is not None and newer > as_of and not force:
-            log.info("skip %s/%s: built as of %s > %s", board, window, newer, as_of)
-            return BuildResult(board, window, newer, 0, 0, 0, "", 0.0, True)
-        source = "players"
-        if window != "all":
-            source = sums_name(window)
-            made_for = conn.execute(
-                text("SELECT obj_description(to_regclass(:n), 'pg_class')"), {"n": source}
-            ).scalar()
-            if made_for != as_of.isoformat():
-                raise StaleSums(f"{source} is for {made_for!r}, not {as_of}")
-        t0 = time.perf_counter()
-        new, method = _build(conn, scorer, window, source, as_of)
-        seconds = time.perf_counter() - t0
-        conn.execute(text("SET LOCAL lock_timeout = '30s'"))
-        _swap(conn, board, window, new)
-        return _record(conn, board, window, as_of, method, seconds)
+        if made_for != as_of.isoformat():
+            raise StaleSums(f"{source} is for {made_for!r}, not {as_of}")
+    t0 = time.perf_counter()
+    new, method = _build(conn, scorer, window, source, as_of)
+    seconds = time.perf_counter() - t0
+    conn.execute(text("SET LOCAL lock_timeout = '30s'"))
+    _swap(conn, board, window, new)
+    return _record(conn, board, window, as_of, method, seconds)
 
 
 def materialise(

@@ -199,11 +199,13 @@ def test_failed_stages_are_marked_visible_and_resumed(env: Env) -> None:
         assert f"stage {stage} sent again" in out
         env.wait(f"night {n} done", lambda n=n: env.status(n) == "done")
     assert_counted_once(env.db, env.pop, 1, 3)
-    # a stage whose message was lost is re-sent by the reaper
+    # a stage whose message was lost (before it recorded its pieces) is re-sent by the
+    # reaper (lost pieces: tests/integration/stats/test_board_pieces.py)
     built = env.query("SELECT max(built_at) FROM leaderboard_builds")[0][0]
+    night3 = "(SELECT id FROM cycles WHERE date = '" + env.pop.date_of(3).isoformat() + "')"
+    env.sql(f"DELETE FROM board_builds WHERE cycle_id = {night3}")
     env.sql("UPDATE cycles SET status = 'materialising', "
-            "status_changed_at = now() - interval '1 hour' WHERE date = '"
-            + env.pop.date_of(3).isoformat() + "'")  # fmt: skip
+            f"status_changed_at = now() - interval '1 hour' WHERE id = {night3}")
     env.send("battletracker.reap_stale")
     env.wait("boards rebuilt by the reaper", lambda: env.status(3) == "done")
     assert env.query("SELECT max(built_at) FROM leaderboard_builds")[0][0] > built

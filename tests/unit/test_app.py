@@ -31,6 +31,8 @@ def test_routes_send_each_task_to_its_queue(settings: Settings) -> None:
         ("battletracker.export_to_elastic", "control"),
         ("battletracker.reap_stale", "control"),
         ("battletracker.materialise_boards", "control"),
+        ("battletracker.materialise_cycle", "control"),
+        ("battletracker.build_board_piece", "control"),
     ]:
         assert router.route({}, task)["queue"].name == queue, task
 
@@ -39,7 +41,8 @@ def test_every_pipeline_task_is_registered_with_late_acks() -> None:
     app.loader.import_default_modules()
     names = [
         "start_cycle", "fetch_range", "store_results", "compute_diffs", "grow_ranges",
-        "export_to_elastic", "reap_stale", "materialise_boards",
+        "export_to_elastic", "reap_stale", "materialise_boards", "materialise_cycle",
+        "build_board_piece",
     ]  # fmt: skip
     for name in names:
         task = app.tasks[f"battletracker.{name}"]

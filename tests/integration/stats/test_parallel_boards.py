@@ -1,25 +1,20 @@
-"""Boards rebuilt per board and window as separate tasks: same boards, run in parallel.
+"""Boards rebuilt per board and window: same boards as the one-task build.
 
 The pieces (``build_window_sums`` + ``materialise_board``) give exactly the boards of
-the one-task ``materialise``; a board refuses sums made for another night; and
-``battletracker.rebuild_boards`` sent to a real server worker with two processes
-builds every board of every window and the day's activity.
+the one-task ``materialise``, and a board refuses sums made for another night. The
+pieces as tasks on a real worker: ``test_board_pieces.py``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import importlib
-import time
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.orm import Session
 
 from battletracker.db import engine_for
 from battletracker.settings import Settings
-from battletracker.stats import queries
 from battletracker.stats.interfaces import WINDOWS
 from battletracker.stats.materialise import (
     StaleSums,
@@ -29,9 +24,8 @@ from battletracker.stats.materialise import (
     materialise_board,
 )
 from battletracker.stats.registry import default_registry
-from tests.common.services import Worker, rabbit_vhost
 
-from .data import brute_force, build, insert
+from .data import build, insert
 
 app_module = importlib.import_module("battletracker.app")
 pytestmark = pytest.mark.integration
@@ -80,51 +74,3 @@ def test_a_board_refuses_sums_of_another_night(db_settings: Settings) -> None:
             materialise_board(conn, data.as_of, "week", scorer)
         build_window_sums(conn, "week", data.as_of)
         assert materialise_board(conn, data.as_of, "week", scorer).total > 0
-
-
-@pytest.mark.timeout(300)
-def test_rebuild_boards_task_fans_out_on_a_real_worker(db_settings: Settings,
-                                                       tmp_path: Path) -> None:
-    data = build(seed=14, n_players=200)
-    engine = engine_for(db_settings)
-    with engine.begin() as conn:
-        insert(conn, data)
-        conn.execute(text(
-            "INSERT INTO cycles (id, date, status, chunks_total, chunks_stored, ids_total, "
-            "accounts, rejected_results, notes) VALUES (7, :d, 'exporting', 0, 0, 0, 0, 0, "
-            "'{}')"), {"d": data.as_of})  # fmt: skip
-    with rabbit_vhost() as broker:
-        settings = db_settings.replace(broker_url=broker)
-        env = {"BATTLETRACKER_BROKER_URL": broker,
-               "BATTLETRACKER_DATABASE_URL": settings.database_url}
-        worker = Worker("server", "control", env, tmp_path / "server.log", concurrency=2)
-        try:
-            worker.wait_ready()
-            app_module.configure(settings)
-            from battletracker.stats.tasks import rebuild_boards
-
-            rebuild_boards.delay(7)
-            deadline = time.monotonic() + 240
-            while time.monotonic() < deadline:
-                with engine.connect() as conn:
-                    built = conn.execute(text(
-                        "SELECT count(*) FROM leaderboard_builds WHERE as_of = :d"),
-                        {"d": data.as_of}).scalar_one()
-                    days = conn.execute(text(
-                        "SELECT count(*) FROM daily_activity WHERE date = :d"),
-                        {"d": data.as_of}).scalar_one()
-                if built == len(default_registry().scorers()) * len(WINDOWS) and days:
-                    break
-                time.sleep(0.5)
-            else:
-                raise AssertionError(worker.log.read_text()[-3000:])
-        finally:
-            worker.stop()
-    scorer = default_registry().scorer("win_rate")
-    with Session(engine) as session:
-        page = queries.top(session, "win_rate", "month", "ps", limit=500)
-    assert page.as_of == data.as_of
-    assert [e.account_id for e in page.entries] == [
-        a for _, a, _, _ in brute_force(data.window_counters("month"), scorer, "ps")]
-    log = (tmp_path / "server.log").read_text()
-    assert "battletracker.build_board" in log and "battletracker.build_window" in log
