@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from battletracker.stats.interfaces import min_battles_in
 from battletracker.stats.registry import default_registry
 
 from .dataset import LAST_DAY, Dataset
@@ -23,6 +24,8 @@ def brute_force(data: Dataset, board: str, window: str, platform: str) -> list[t
     scored = []
     for aid, counters in data.window_counters(window).items():
         if platform != "all" and data.platform[aid] != platform:
+            continue
+        if counters.get("battles", 0) < min_battles_in(scorer, window):
             continue
         score = scorer.score(counters)
         if score is not None and math.isfinite(score):
