@@ -92,7 +92,7 @@ _COUNTER_COLS = ", ".join(COUNTERS)
 DEFAULT_WORK_MEM = "256MB"
 _BATCH = 20_000
 #: Heap pages per BRIN range of a board's rank index: a top page or an "around" reads
-#: a few ranges of this many pages (~136 rows a page); the index itself stays tiny.
+#: a few ranges of this many pages (157 rows a page); the index itself stays tiny.
 PAGES_PER_RANGE = 4
 #: Largest account id a board table stores as ``integer``; above it (never yet: the
 #: real ids end near 1.09e9) the build falls back to ``bigint`` on its own.
@@ -255,10 +255,12 @@ def _copy_scores(conn: Connection, batch: list[tuple[int, str, int, float]]) -> 
               types=("int8", "text", "int8", "float8"))
 
 
-def _create_board_table(conn: Connection, name: str, source: str) -> None:
+def _create_board_table(conn: Connection, name: str) -> None:
     """An empty board table (see the module's docstring for why these columns, in this
     order: the float8 first, so the four int4 after it need no alignment padding)."""
-    highest = conn.execute(text(f"SELECT max(account_id) FROM {source}")).scalar()
+    # every ranked account is a player (an index lookup); were one not, and above
+    # INT4_MAX, the insert would fail loudly ("integer out of range"), never truncate
+    highest = conn.execute(text("SELECT max(account_id) FROM players")).scalar()
     id_type = "integer" if highest is None or highest <= INT4_MAX else "bigint"
     conn.execute(
         text(
@@ -298,7 +300,7 @@ def _build(
     board = scorer.name
     new = leaf_name(board, window) + "__new"
     conn.execute(text(f"DROP TABLE IF EXISTS {new}"))
-    _create_board_table(conn, new, source)
+    _create_board_table(conn, new)
     params: _Params = {}
     if scorer.sql_score() is not None:
         _fill_sql(conn, new, scorer, source, params, window)
