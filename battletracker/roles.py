@@ -6,8 +6,9 @@
   pipeline's, so it cannot alter, drop or truncate them. The partitions a night needs
   are made by two ``SECURITY DEFINER`` functions the owner provides (month partitions of
   the daily tables, a cycle's staging area), the only DDL the worker may cause there.
-  The leaderboards are derived data rebuilt by swapping partitions: the worker is a
-  member of ``battletracker_boards``, which owns ``leaderboard_entries`` and nothing else;
+  The leaderboards are derived data rebuilt by swapping whole tables (``lbe__*``, made
+  by the worker and granted to the web role as they are made): the worker is a member of
+  ``battletracker_boards``, which owns those tables and nothing else;
 - ``battletracker_web`` may only read, but for its own login sessions (``web_sessions``:
   logout must be able to end one).
 
@@ -108,10 +109,18 @@ def grant_sql() -> list[str]:
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {WORKER_ROLE}",
         f"ALTER DEFAULT PRIVILEGES IN SCHEMA public "
         f"GRANT USAGE, SELECT ON SEQUENCES TO {WORKER_ROLE}",
-        # the leaderboards' swap makes tables (CREATE on the schema) and attaches them
-        # under leaderboard_entries (owned by the boards role the worker belongs to)
+        # the leaderboards' swap makes tables (CREATE on the schema) and drops the ones
+        # they replace (owned by the boards role the worker belongs to); before revision
+        # 0010 the boards were partitions of leaderboard_entries, which that role owned
         f"GRANT CREATE ON SCHEMA public TO {BOARDS_ROLE}",
-        f"ALTER TABLE leaderboard_entries OWNER TO {BOARDS_ROLE}",
+        f"""
+        DO $$ BEGIN
+          IF to_regclass('leaderboard_entries') IS NOT NULL THEN
+            ALTER TABLE leaderboard_entries OWNER TO {BOARDS_ROLE};
+            GRANT SELECT ON leaderboard_entries TO {WEB_ROLE};
+            GRANT SELECT, INSERT, UPDATE, DELETE ON leaderboard_entries TO {WORKER_ROLE};
+          END IF;
+        END $$""",
         f"""
         DO $$ DECLARE t text; BEGIN
           FOR t IN SELECT c.relname FROM pg_class c
@@ -122,8 +131,6 @@ def grant_sql() -> list[str]:
             EXECUTE format('ALTER TABLE %I OWNER TO {BOARDS_ROLE}', t);
           END LOOP;
         END $$""",
-        f"GRANT SELECT ON leaderboard_entries TO {WEB_ROLE}",
-        f"GRANT SELECT, INSERT, UPDATE, DELETE ON leaderboard_entries TO {WORKER_ROLE}",
         f"""
         DO $$ DECLARE t text; s text; BEGIN
           FOREACH t IN ARRAY ARRAY[{", ".join(f"'{t}'" for t in WEB_WRITABLE) or "NULL"}]::text[]

@@ -182,7 +182,7 @@ class PieceOutcome:
 def run_piece(settings: Settings, piece_id: int) -> PieceOutcome:
     """Build piece ``piece_id`` if nobody else is, mark it done, and move the cycle on if
     it was the last. Database errors propagate (the task retries); see the module doc."""
-    from ..stats.materialise import StaleSums, board_parent_in
+    from ..stats.materialise import StaleSums
 
     with session_scope(settings) as session:
         claimed = session.execute(
@@ -198,9 +198,6 @@ def run_piece(settings: Settings, piece_id: int) -> PieceOutcome:
     if claimed is None:
         return PieceOutcome(False)
     cycle_id, window, board, day = claimed
-    if board not in (SUMS, ACTIVITY):
-        with session_scope(settings) as session:
-            board_parent_in(session.connection(), board)
     try:
         with session_scope(settings) as session:
             conn = session.connection()

@@ -6,13 +6,18 @@ one definition, which is how the built-ins keep the two equivalent (see
 under the ``battletracker.leaderboards`` entry-point group, exactly as a third party
 would register its own.
 
-Minimum battles, per board and the same for every window:
+Minimum battles in the window, per board (``min_battles``, raised over the longer
+windows by ``window_min_battles``; shown with the board in the API and on its page):
 
-* win rate: 100 (the issue's rule; below that a rate is mostly noise, so the day board
-  is short and the month and all-time boards carry the meaning),
-* average damage, frags per battle and survival rate: 10 -- enough that one lucky battle
-  does not top the board, few enough that a day's board is not empty,
-* battles: 1 (anyone who played).
+* win rate: 100 in every window (the issue's rule; below that a rate is mostly noise,
+  so the day board is short and the month and all-time boards carry the meaning),
+* average damage, frags per battle and survival rate: 10 over a day, 25 over a week,
+  100 over a month and all time -- enough that one lucky battle does not top a short
+  board, and the win-rate rule where 100 battles are within every regular's reach (as
+  game sites rank rates). It also keeps those boards from ranking every account that
+  ever played a battle: each ranked player is a row (issue 16: all boards within twice
+  the disk of ``players``),
+* battles: 1 (anyone who played: a count board drops nobody).
 """
 
 from __future__ import annotations
@@ -85,6 +90,10 @@ class Scorer:
         return f"<{type(self).__name__} {self.name!r}>"
 
 
+#: The raised minimums of the average/rate boards (see the module docstring).
+RATE_WINDOW_MIN_BATTLES = {"week": 25, "month": 100, "all": 100}
+
+
 class RatioScorer(Scorer):
     """``numerator / denominator * factor``, in Python and in SQL from the same fields."""
 
@@ -133,30 +142,36 @@ class WinRateScorer(RatioScorer):
 class AverageDamageScorer(RatioScorer):
     name = "avg_damage"
     title = "Average damage"
-    description = "Damage dealt per battle (at least 10 battles in the window)."
+    description = ("Damage dealt per battle (at least 10 battles in a day, 25 in a week, "
+                   "100 in a month or all time).")
     unit = "damage/battle"
     format = "{:,.0f}"
     min_battles = 10
+    window_min_battles = RATE_WINDOW_MIN_BATTLES
     numerator = "damage_dealt"
 
 
 class FragsPerBattleScorer(RatioScorer):
     name = "frags_per_battle"
     title = "Frags per battle"
-    description = "Enemy vehicles destroyed per battle (at least 10 battles in the window)."
+    description = ("Enemy vehicles destroyed per battle (at least 10 battles in a day, 25 in "
+                   "a week, 100 in a month or all time).")
     unit = "frags/battle"
     format = "{:.2f}"
     min_battles = 10
+    window_min_battles = RATE_WINDOW_MIN_BATTLES
     numerator = "frags"
 
 
 class SurvivalRateScorer(RatioScorer):
     name = "survival_rate"
     title = "Survival rate"
-    description = "Share of battles survived, in percent (at least 10 battles in the window)."
+    description = ("Share of battles survived, in percent (at least 10 battles in a day, 25 "
+                   "in a week, 100 in a month or all time).")
     unit = "%"
     format = "{:.2f}"
     min_battles = 10
+    window_min_battles = RATE_WINDOW_MIN_BATTLES
     numerator = "survived_battles"
     factor = 100.0
 

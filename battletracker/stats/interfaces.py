@@ -66,6 +66,7 @@ __all__ = [
     "UnknownPlatform",
     "UnknownPlayer",
     "UnknownWindow",
+    "min_battles_in",
 ]
 
 #: A player's counters, current or summed over a window (see the module docstring).
@@ -137,6 +138,13 @@ class LeaderboardScorer(Protocol):
         format: a ``str.format`` pattern for one score (``"{:.2f}"``).
         min_battles: battles needed in the window to be ranked (documentation and UI;
             the rule itself is ``score``/``sql_eligible``).
+
+    Optional attribute (read with ``getattr``, so scorers written without it keep
+    working): ``window_min_battles``, a mapping of window -> battles that *raises* the
+    minimum over those windows. The materialiser applies it itself (``battles >= n`` on
+    the window's counters, on top of the scorer's rule), and the board's description in
+    the API and on the pages shows it (:func:`min_battles_in`). A rate over a month or
+    all time means little on a handful of battles, and every player ranked is a row.
     """
 
     name: str
@@ -158,3 +166,10 @@ class LeaderboardScorer(Protocol):
     def sql_eligible(self) -> str | None:
         """A boolean SQL expression over the counter columns: the eligibility rule."""
         ...
+
+
+def min_battles_in(scorer: LeaderboardScorer, window: str) -> int:
+    """Battles a player needs in ``window`` to be ranked on ``scorer``'s board: its
+    ``min_battles``, raised over some windows by its optional ``window_min_battles``."""
+    raised: Mapping[str, int] = getattr(scorer, "window_min_battles", None) or {}
+    return max(int(scorer.min_battles), int(raised.get(window, 0)))

@@ -1,18 +1,25 @@
 """Materialise every leaderboard (board x window, both platforms) for one cycle date.
 
-Layout (revision 0002): ``leaderboard_entries`` is LIST-partitioned by board, then by
-window; a leaf ``lbe__<board>__<window>`` holds one row per ranked account with
+Layout (revision 0010, "compact boards"): one stand-alone table per board and window,
+``lbe__<board>__<window>``, one row per ranked account, and nothing in it that is the
+same on every row (board, window and as-of date live in ``leaderboard_builds``)::
 
-* ``rank``: over both platforms, and ``platform_rank``: within the account's platform,
-* ``score``, ``battles`` (in the window), ``platform``, ``as_of``,
+    score float8, account_id int4, battles int4, rank int4, platform_rank int4
 
-and three unique indexes: ``(rank)``, ``(platform, platform_rank)``, ``(account_id)``,
-so a top page, a player's rank and the players around him are index range scans on
-one leaf. One row per account instead of one per (account, platform view) halves the
-rows and the sort work; the ``all`` view reads ``rank`` and a platform view reads
-``platform_rank``. ``leaderboard_builds`` holds, per board and window, the date the
-leaf is as of and its totals, so a page's ``total`` is a primary-key lookup instead of
-a count over millions of rows.
+24 bytes of data: a 48-byte heap tuple (fillfactor 100, never updated; ``account_id``
+becomes ``bigint`` by itself if an id ever passes 2^31-1, the real ones end near
+1.09e9). ``rank`` is over both platforms, ``platform_rank`` within the account's
+platform, which is not stored: it is the account id's (ids from ``PS_THRESHOLD`` up are
+PlayStation's, the rule every stage uses). The rows are written in (platform,
+platform_rank) order, so inside each platform's half of the table both ranks
+grow with the row's position; that makes one small BRIN index on ``(rank,
+platform_rank)`` (:data:`PAGES_PER_RANGE` pages a range) enough for a top page and for
+the rows around a player: it points at a few page ranges of each platform's half. The
+one B-tree is the unique ``(account_id)`` index a player's rank is looked up by. Per
+ranked row that is ~52 bytes of heap and ~20 of B-tree, against ~160 in the earlier
+partitioned layout (constant text columns, three B-trees). ``leaderboard_builds`` holds,
+per board and window, the date the table is as of and its totals, so a page's ``total``
+is a primary-key lookup instead of a count over millions of rows.
 
 How a window is built (one transaction per window, :func:`materialise_window`):
 
@@ -22,12 +29,10 @@ How a window is built (one transaction per window, :func:`materialise_window`):
 2. per board, a fresh table ``lbe__<board>__<window>__new``, filled by one
    ``INSERT ... SELECT`` with two ``row_number()`` windows (score desc, account id asc:
    deterministic and gapless), then indexed and analysed -- while readers keep using
-   the live leaf;
-3. the swap: the old leaf is detached and dropped, the new one renamed and attached
-   (its CHECK constraint proves the partition bound, so no validation scan), and the
-   build recorded. Readers block for those few milliseconds of catalog work and then
-   see the new boards; they never see a half-built one, and every board of a window
-   changes together.
+   the live table;
+3. the swap: the old table is dropped and the new one renamed. Readers block for those
+   few milliseconds of catalog work and then see the new boards; they never see a
+   half-built one, and every board of a window changes together.
 
 A scorer without SQL (``sql_score() is None``) is materialised by streaming the
 window's rows out through a server-side cursor, scoring them in Python and COPYing
@@ -53,12 +58,13 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import Connection, Engine, text
 
 from ..db import copy_rows
+from ..roles import WEB_ROLE
 
 if TYPE_CHECKING:
     import psycopg
-from ..models import COUNTERS
+from ..models import COUNTERS, PS_THRESHOLD
 from .activity import materialise_activity
-from .interfaces import WINDOWS, LeaderboardScorer, UnknownWindow
+from .interfaces import WINDOWS, LeaderboardScorer, UnknownWindow, min_battles_in
 from .registry import Registry, default_registry
 
 __all__ = [
@@ -66,12 +72,13 @@ __all__ = [
     "BuildResult",
     "StaleSums",
     "board_in",
-    "board_parent_in",
     "build_window_sums",
     "leaf_name",
     "materialise",
     "materialise_board",
     "materialise_window",
+    "platform_filter_sql",
+    "platform_sql",
     "sums_name",
     "window_bounds",
     "window_sums_in",
@@ -86,6 +93,12 @@ _COUNTER_COLS = ", ".join(COUNTERS)
 #: Memory for the window sums and the ranking sorts (per build connection).
 DEFAULT_WORK_MEM = "256MB"
 _BATCH = 20_000
+#: Heap pages per BRIN range of a board's rank index: a top page or an "around" reads
+#: a few ranges of this many pages (157 rows a page); the index itself stays tiny.
+PAGES_PER_RANGE = 4
+#: Largest account id a board table stores as ``integer``; above it (never yet: the
+#: real ids end near 1.09e9) the build falls back to ``bigint`` on its own.
+INT4_MAX = 2**31 - 1
 _Params = dict[str, object]
 
 
@@ -109,6 +122,18 @@ def leaf_name(board: str, window: str) -> str:
     return f"lbe__{board}__{window}"
 
 
+def platform_sql(account_id: str) -> str:
+    """SQL for the platform of an account id (ids from :data:`PS_THRESHOLD` up are
+    PlayStation's: the rule the whole pipeline uses, so boards store no platform)."""
+    return f"(CASE WHEN {account_id} < {PS_THRESHOLD} THEN 'xbox' ELSE 'ps' END)"
+
+
+def platform_filter_sql(platform: str, account_id: str) -> str:
+    """SQL keeping the rows of ``platform`` (``xbox`` or ``ps``)."""
+    op = {"xbox": "<", "ps": ">="}[platform]
+    return f"{account_id} {op} {PS_THRESHOLD}"
+
+
 def window_bounds(window: str, as_of: dt.date) -> tuple[dt.date, dt.date] | None:
     """The inclusive date range a window sums, or ``None`` for ``all`` (players)."""
     if window == "all":
@@ -125,16 +150,20 @@ def _finite_filter() -> str:
 
 
 def _rank_insert(target: str, source_select: str) -> str:
-    """One statement: score, filter and rank a window's rows into ``target``."""
+    """One statement: score, filter and rank a window's rows into ``target``, written in
+    (platform, platform_rank) order (what the BRIN rank index relies on)."""
     return f"""
-        INSERT INTO {target} (account_id, battles, score, rank, platform_rank, as_of,
-                              board, time_window, platform)
-        SELECT account_id, battles, score,
-               row_number() OVER (ORDER BY score DESC, account_id),
-               row_number() OVER (PARTITION BY platform ORDER BY score DESC, account_id),
-               :as_of, :board, :window, platform
-        FROM ({source_select}) s
-        WHERE {_finite_filter()}
+        INSERT INTO {target} (score, account_id, battles, rank, platform_rank)
+        SELECT score, account_id, battles, rank, platform_rank
+        FROM (
+            SELECT account_id, battles, score, account_id >= {PS_THRESHOLD} AS ps,
+                   row_number() OVER (ORDER BY score DESC, account_id) AS rank,
+                   row_number() OVER (PARTITION BY account_id >= {PS_THRESHOLD}
+                                      ORDER BY score DESC, account_id) AS platform_rank
+            FROM ({source_select}) s
+            WHERE {_finite_filter()}
+        ) ranked
+        ORDER BY ps, platform_rank
     """
 
 
@@ -160,11 +189,21 @@ def _prepare_source(conn: Connection, window: str, as_of: dt.date) -> str:
     return "lb_window_sums"
 
 
+def _eligible(scorer: LeaderboardScorer, window: str) -> str:
+    """The scorer's eligibility rule, and the window's raised minimum if it has one."""
+    rule = scorer.sql_eligible() or "true"
+    floor = min_battles_in(scorer, window)
+    if floor > scorer.min_battles:
+        rule = f"({rule}) AND battles >= {int(floor)}"
+    return rule
+
+
 def _fill_sql(
-    conn: Connection, target: str, scorer: LeaderboardScorer, source: str, params: _Params
+    conn: Connection, target: str, scorer: LeaderboardScorer, source: str, params: _Params,
+    window: str,
 ) -> None:
     score_sql = scorer.sql_score()
-    eligible = scorer.sql_eligible() or "true"
+    eligible = _eligible(scorer, window)
     select = (
         f"SELECT account_id, platform::text AS platform, battles, "
         f"({score_sql})::float8 AS score FROM {source} WHERE ({eligible})"
@@ -173,7 +212,8 @@ def _fill_sql(
 
 
 def _fill_python(
-    conn: Connection, target: str, scorer: LeaderboardScorer, source: str, params: _Params
+    conn: Connection, target: str, scorer: LeaderboardScorer, source: str, params: _Params,
+    window: str,
 ) -> None:
     """The fallback: stream rows out, score in Python, COPY scores back, rank in SQL."""
     conn.execute(
@@ -182,7 +222,7 @@ def _fill_python(
             "battles bigint, score float8) ON COMMIT DROP"
         )
     )
-    eligible = scorer.sql_eligible() or "true"
+    eligible = _eligible(scorer, window)
     raw = cast("psycopg.Connection[Any]", conn.connection.dbapi_connection)
     # A named (server-side) psycopg 3 cursor inside the same transaction: rows arrive in
     # batches instead of all at once.
@@ -217,16 +257,42 @@ def _copy_scores(conn: Connection, batch: list[tuple[int, str, int, float]]) -> 
               types=("int8", "text", "int8", "float8"))
 
 
-def _ensure_board_parent(conn: Connection, board: str) -> None:
-    parent = f"lbe__{board}"
-    exists = conn.execute(text("SELECT to_regclass(:n)"), {"n": parent}).scalar()
-    if exists is None:
-        conn.execute(
-            text(
-                f"CREATE TABLE {parent} PARTITION OF leaderboard_entries "
-                f"FOR VALUES IN ('{board}') PARTITION BY LIST (time_window)"
-            )
+def _create_board_table(conn: Connection, name: str) -> None:
+    """An empty board table (see the module's docstring for why these columns, in this
+    order: the float8 first, so the four int4 after it need no alignment padding)."""
+    # every ranked account is a player (an index lookup); were one not, and above
+    # INT4_MAX, the insert would fail loudly ("integer out of range"), never truncate
+    highest = conn.execute(text("SELECT max(account_id) FROM players")).scalar()
+    id_type = "integer" if highest is None or highest <= INT4_MAX else "bigint"
+    conn.execute(
+        text(
+            f"""
+            CREATE TABLE {name} (
+                score         double precision NOT NULL,
+                account_id    {id_type}        NOT NULL,
+                battles       integer          NOT NULL,
+                rank          integer          NOT NULL,
+                platform_rank integer          NOT NULL
+            ) WITH (fillfactor = 100, autovacuum_enabled = false)
+            """
         )
+    )
+    # Readers query the table itself (no parent to grant through): the web app's role
+    # may read it, as it may every other table, and nothing more.
+    if conn.execute(text("SELECT to_regrole(:r)"), {"r": WEB_ROLE}).scalar() is not None:
+        conn.execute(text(f"GRANT SELECT ON {name} TO {WEB_ROLE}"))
+
+
+def _index_board_table(conn: Connection, name: str) -> None:
+    conn.execute(
+        text(f"CREATE UNIQUE INDEX {name}__account ON {name} (account_id) "
+             f"WITH (fillfactor = 100)")
+    )
+    conn.execute(
+        text(f"CREATE INDEX {name}__ranks ON {name} USING brin (rank, platform_rank) "
+             f"WITH (pages_per_range = {PAGES_PER_RANGE})")
+    )
+    conn.execute(text(f"ANALYZE {name}"))
 
 
 def _build(
@@ -236,43 +302,24 @@ def _build(
     board = scorer.name
     new = leaf_name(board, window) + "__new"
     conn.execute(text(f"DROP TABLE IF EXISTS {new}"))
-    conn.execute(
-        text(
-            f"CREATE TABLE {new} (LIKE leaderboard_entries INCLUDING CONSTRAINTS "
-            f"INCLUDING DEFAULTS)"
-        )
-    )
-    conn.execute(
-        text(
-            f"ALTER TABLE {new} ADD CONSTRAINT {new}__bound "
-            f"CHECK (board = '{board}' AND time_window = '{window}')"
-        )
-    )
-    params: _Params = {"board": board, "window": window, "as_of": as_of}
+    _create_board_table(conn, new)
+    params: _Params = {}
     if scorer.sql_score() is not None:
-        _fill_sql(conn, new, scorer, source, params)
+        _fill_sql(conn, new, scorer, source, params, window)
         method = "sql"
     else:
-        _fill_python(conn, new, scorer, source, params)
+        _fill_python(conn, new, scorer, source, params, window)
         method = "python"
-    conn.execute(text(f"CREATE UNIQUE INDEX {new}__rank ON {new} (rank)"))
-    conn.execute(text(f"CREATE UNIQUE INDEX {new}__prank ON {new} (platform, platform_rank)"))
-    conn.execute(text(f"CREATE UNIQUE INDEX {new}__account ON {new} (account_id)"))
-    conn.execute(text(f"ANALYZE {new}"))
+    _index_board_table(conn, new)
     return new, method
 
 
 def _swap(conn: Connection, board: str, window: str, new: str) -> None:
     leaf = leaf_name(board, window)
-    parent = f"lbe__{board}"
-    if conn.execute(text("SELECT to_regclass(:n)"), {"n": leaf}).scalar() is not None:
-        conn.execute(text(f"ALTER TABLE {parent} DETACH PARTITION {leaf}"))
-        conn.execute(text(f"DROP TABLE {leaf}"))
+    conn.execute(text(f"DROP TABLE IF EXISTS {leaf}"))
     conn.execute(text(f"ALTER TABLE {new} RENAME TO {leaf}"))
-    for suffix in ("rank", "prank", "account"):
+    for suffix in ("account", "ranks"):
         conn.execute(text(f"ALTER INDEX {new}__{suffix} RENAME TO {leaf}__{suffix}"))
-    conn.execute(text(f"ALTER TABLE {leaf} RENAME CONSTRAINT {new}__bound TO {leaf}__bound"))
-    conn.execute(text(f"ALTER TABLE {parent} ATTACH PARTITION {leaf} FOR VALUES IN ('{window}')"))
 
 
 def _record(
@@ -284,8 +331,9 @@ def _record(
             INSERT INTO leaderboard_builds (board, time_window, as_of, total, total_xbox,
                                             total_ps, method, seconds, built_at)
             SELECT :board, :window, :as_of, count(*),
-                   count(*) FILTER (WHERE platform = 'xbox'),
-                   count(*) FILTER (WHERE platform = 'ps'), :method, :seconds, now()
+                   count(*) FILTER (WHERE {platform_filter_sql("xbox", "account_id")}),
+                   count(*) FILTER (WHERE {platform_filter_sql("ps", "account_id")}),
+                   :method, :seconds, now()
             FROM {leaf_name(board, window)}
             ON CONFLICT (board, time_window) DO UPDATE SET
                 as_of = excluded.as_of, total = excluded.total,
@@ -316,12 +364,6 @@ def materialise_window(
     """
     window_bounds(window, as_of)  # validates the window
     results: list[BuildResult] = []
-    # A new board's parent partition, in its own short transaction: creating it locks
-    # leaderboard_entries exclusively, which must not last for a whole build.
-    with conn.begin():
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
-        for scorer in scorers:
-            _ensure_board_parent(conn, scorer.name)
     with conn.begin():
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
         conn.execute(text("SELECT set_config('work_mem', :m, true)"), {"m": work_mem})
@@ -430,19 +472,8 @@ def materialise_board(
     as it is ready: a reader may see one board of tonight beside another of last night
     for a few minutes, never a half-built board. ``conn`` must not be in a transaction.
     """
-    window_bounds(window, as_of)  # validates the window
-    # in a short transaction of its own: creating the board's parent partition locks
-    # leaderboard_entries exclusively, which must not last for a whole build
-    with conn.begin():
-        board_parent_in(conn, scorer.name)
     with conn.begin():
         return board_in(conn, as_of, window, scorer, force=force, work_mem=work_mem)
-
-
-def board_parent_in(conn: Connection, board: str) -> None:
-    """Make the board's parent partition if it is new, in the caller's (short) transaction."""
-    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
-    _ensure_board_parent(conn, board)
 
 
 def board_in(
@@ -454,9 +485,8 @@ def board_in(
     force: bool = False,
     work_mem: str = DEFAULT_WORK_MEM,
 ) -> BuildResult:
-    """:func:`materialise_board` inside the caller's transaction (the parent partition
-    made before, in another one, by :func:`board_parent_in`); the swap commits with it."""
-    window_bounds(window, as_of)
+    """:func:`materialise_board` inside the caller's transaction; the swap commits with it."""
+    window_bounds(window, as_of)  # validates the window
     board = scorer.name
     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(board, window)})
     conn.execute(text("SELECT set_config('work_mem', :m, true)"), {"m": work_mem})

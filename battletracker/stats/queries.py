@@ -1,11 +1,14 @@
 """The read API of leaderboards, player stats and activity (what ``web/`` calls).
 
 Every function takes a sync SQLAlchemy ``Session`` and returns plain dataclasses. Board
-lookups are index range scans on one leaf of ``leaderboard_entries`` (see
+lookups read one board table ``lbe__<board>__<window>`` (see
 :mod:`battletracker.stats.materialise`): a top page reads ranks ``offset+1 ..
-offset+limit``; a rank is a lookup by account id; "around" is a rank lookup plus a
-range scan. Each board read is one SQL statement that also reads the board's build row,
-so ``total``/``as_of`` and the entries always come from the same materialisation.
+offset+limit`` through the table's BRIN rank index; a rank is a B-tree lookup by
+account id; "around" is a rank lookup plus a BRIN range read. A board never built has
+no table: its build row says so (read until the board is first seen built, then
+remembered for the process). A top page is one SQL statement that
+also reads the board's build row, so ``total``/``as_of`` and the entries always come
+from the same materialisation.
 
 Sessions should be request-scoped: a transaction left open after a read holds a lock
 that makes the nightly swap of the boards wait (it gives up after 30 s and retries).
@@ -32,7 +35,9 @@ from .interfaces import (
     UnknownPlatform,
     UnknownPlayer,
     UnknownWindow,
+    min_battles_in,
 )
+from .materialise import leaf_name, platform_filter_sql, platform_sql
 from .registry import default_registry
 
 __all__ = [
@@ -74,6 +79,8 @@ class BoardInfo:
     unit: str
     format: str
     min_battles: int
+    #: battles needed in each window (``min_battles``, raised over some windows)
+    min_battles_by_window: dict[str, int] = field(default_factory=dict)
     windows: tuple[str, ...] = WINDOWS
     platforms: tuple[str, ...] = PLATFORMS
 
@@ -176,7 +183,30 @@ def _rank_col(platform: str) -> tuple[str, str]:
     """(rank column, extra filter) of a platform view."""
     if platform == "all":
         return "e.rank", ""
-    return "e.platform_rank", " AND e.platform = :platform"
+    return "e.platform_rank", f" AND {platform_filter_sql(platform, 'e.account_id')}"
+
+
+_PLATFORM = platform_sql("e.account_id")
+
+
+#: (database, board, window) seen built. A board's table, once made, is only ever
+#: replaced by a new one (dropped only by a migration), so a reader asks once per
+#: process, not before every lookup: one round trip less per request.
+_SEEN_BUILT: set[tuple[str, str, str]] = set()
+
+
+def _built(session: Session, board: str, window: str) -> bool:
+    """Whether the board has been built over the window (and so has its table)."""
+    key = (str(session.get_bind().engine.url), board, window)
+    if key in _SEEN_BUILT:
+        return True
+    found = session.execute(
+        text("SELECT 1 FROM leaderboard_builds WHERE board = :b AND time_window = :w"),
+        {"b": board, "w": window},
+    ).first() is not None
+    if found:
+        _SEEN_BUILT.add(key)
+    return found
 
 
 def _entry(row: Any) -> Entry:
@@ -208,6 +238,7 @@ def board_info(board: str) -> BoardInfo:
         unit=s.unit,
         format=s.format,
         min_battles=s.min_battles,
+        min_battles_by_window={w: min_battles_in(s, w) for w in WINDOWS},
     )
 
 
@@ -224,6 +255,8 @@ def top(
     _board_args(board, window, platform)
     _check_range("offset", offset, 0, 2**31 - 1)
     _check_range("limit", limit, 1, MAX_LIMIT)
+    if not _built(session, board, window):
+        return Page(board, window, platform, [], 0, offset, limit, None)
     rank, where = _rank_col(platform)
     total_col = {"all": "b.total", "xbox": "b.total_xbox", "ps": "b.total_ps"}[platform]
     rows = session.execute(
@@ -233,19 +266,17 @@ def top(
                    e.rank, e.account_id, e.nickname, e.platform, e.score, e.battles
             FROM leaderboard_builds b
             LEFT JOIN LATERAL (
-                SELECT {rank} AS rank, e.account_id, p.nickname, e.platform, e.score,
-                       e.battles
-                FROM leaderboard_entries e
+                SELECT {rank} AS rank, e.account_id, p.nickname, {_PLATFORM} AS platform,
+                       e.score, e.battles
+                FROM {leaf_name(board, window)} e
                 LEFT JOIN players p ON p.account_id = e.account_id
-                WHERE e.board = :board AND e.time_window = :window{where}
-                  AND {rank} > :offset AND {rank} <= :end
+                WHERE {rank} > :offset AND {rank} <= :end{where}
                 ORDER BY {rank}
             ) e ON true
             WHERE b.board = :board AND b.time_window = :window
             """
         ),
-        {"board": board, "window": window, "platform": platform, "offset": offset,
-         "end": offset + limit},
+        {"board": board, "window": window, "offset": offset, "end": offset + limit},
     ).all()
     if not rows:
         return Page(board, window, platform, [], 0, offset, limit, None)
@@ -258,18 +289,20 @@ def rank_of(session: Session, board: str, window: str, platform: str, account_id
     """The account's entry on a board; :class:`UnknownPlayer` if it is not ranked there."""
     _board_args(board, window, platform)
     rank, where = _rank_col(platform)
-    row = session.execute(
-        text(
-            f"""
-            SELECT {rank} AS rank, e.account_id, p.nickname, e.platform, e.score, e.battles
-            FROM leaderboard_entries e
-            LEFT JOIN players p ON p.account_id = e.account_id
-            WHERE e.board = :board AND e.time_window = :window{where}
-              AND e.account_id = :account_id
-            """
-        ),
-        {"board": board, "window": window, "platform": platform, "account_id": account_id},
-    ).one_or_none()
+    row = None
+    if _built(session, board, window):
+        row = session.execute(
+            text(
+                f"""
+                SELECT {rank} AS rank, e.account_id, p.nickname, {_PLATFORM} AS platform,
+                       e.score, e.battles
+                FROM {leaf_name(board, window)} e
+                LEFT JOIN players p ON p.account_id = e.account_id
+                WHERE e.account_id = :account_id{where}
+                """
+            ),
+            {"account_id": account_id},
+        ).one_or_none()
     if row is None:
         raise UnknownPlayer(
             f"account {account_id} is not ranked on {board}/{window}/{platform}"
@@ -294,23 +327,24 @@ def around(
     _board_args(board, window, platform)
     _check_range("n", n, 0, MAX_AROUND)
     rank, where = _rank_col(platform)
+    if not _built(session, board, window):
+        raise UnknownPlayer(f"account {account_id} is not ranked on {board}/{window}/{platform}")
     rows = session.execute(
         text(
             f"""
             WITH me AS (
-                SELECT {rank} AS r FROM leaderboard_entries e
-                WHERE e.board = :board AND e.time_window = :window{where}
-                  AND e.account_id = :account_id
+                SELECT {rank} AS r FROM {leaf_name(board, window)} e
+                WHERE e.account_id = :account_id{where}
             )
             SELECT e.rank, e.account_id, p.nickname, e.platform, e.score, e.battles
             FROM me
             CROSS JOIN LATERAL (
                 -- the LIMIT tells the planner how few rows this is (the rank is unknown
-                -- at plan time): an index scan, never a parallel bitmap scan
-                SELECT {rank} AS rank, e.account_id, e.platform, e.score, e.battles
-                FROM leaderboard_entries e
-                WHERE e.board = :board AND e.time_window = :window{where}
-                  AND {rank} >= me.r - :n AND {rank} <= me.r + :n
+                -- at plan time): a read of a few BRIN page ranges, never a table scan
+                SELECT {rank} AS rank, e.account_id, {_PLATFORM} AS platform, e.score,
+                       e.battles
+                FROM {leaf_name(board, window)} e
+                WHERE {rank} >= me.r - :n AND {rank} <= me.r + :n{where}
                 ORDER BY {rank}
                 LIMIT :size
             ) e
@@ -318,8 +352,7 @@ def around(
             ORDER BY e.rank
             """
         ),
-        {"board": board, "window": window, "platform": platform, "account_id": account_id,
-         "n": n, "size": 2 * n + 1},
+        {"account_id": account_id, "n": n, "size": 2 * n + 1},
     ).all()
     if not rows:
         raise UnknownPlayer(
@@ -332,16 +365,24 @@ def player_ranks(session: Session, account_id: int, *, window: str = "all") -> d
     """The account's entry (rank over both platforms) on every board it is ranked on."""
     _check_window(window)
     names = list(default_registry().scorers())
-    rows = session.execute(
-        text(
-            """
-            SELECT e.board, e.rank, e.account_id, p.nickname, e.platform, e.score, e.battles
-            FROM leaderboard_entries e
+    built = set(
+        session.execute(
+            text("SELECT board FROM leaderboard_builds WHERE time_window = :w"), {"w": window}
+        ).scalars()
+    )
+    reads = [
+        f"""SELECT '{name}' AS board, e.rank, e.account_id, p.nickname,
+                   {_PLATFORM} AS platform, e.score, e.battles
+            FROM {leaf_name(name, window)} e
             LEFT JOIN players p ON p.account_id = e.account_id
-            WHERE e.time_window = :window AND e.account_id = :account_id
-            """
-        ),
-        {"window": window, "account_id": account_id},
+            WHERE e.account_id = :account_id"""
+        for name in names
+        if name in built
+    ]
+    if not reads:
+        return {}
+    rows = session.execute(
+        text(" UNION ALL ".join(reads)), {"account_id": account_id}
     ).all()
     found = {r.board: _entry(r) for r in rows}
     return {name: found[name] for name in names if name in found}

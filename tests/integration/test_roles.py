@@ -67,7 +67,7 @@ def test_the_workers_role_runs_whole_nights(crawled: Settings) -> None:
         assert conn.execute(text("SELECT count(*) FROM cycles WHERE status = 'done'")
                             ).scalar_one() == 2
         assert conn.execute(text("SELECT count(*) FROM diff_battles")).scalar_one() > 0
-        assert conn.execute(text("SELECT count(*) FROM leaderboard_entries")).scalar_one() > 0
+        assert conn.execute(text("SELECT count(*) FROM lbe__battles__all")).scalar_one() > 0
         # the night's staging partitions were made and dropped by the owner's functions
         owners = conn.execute(text(
             "SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class "
@@ -97,7 +97,7 @@ def test_the_workers_role_cannot_alter_the_pipeline_s_tables(
     "VALUES ('xbox', 1, 2, '[]')",
     "UPDATE players SET nickname = 'mallory'",
     "DELETE FROM cycles",
-    "UPDATE leaderboard_entries SET score = 0",
+    "UPDATE lbe__battles__all SET score = 0",
     "SELECT battletracker_month_partitions(DATE '2030-01-01')",
     "CREATE TABLE mallory (x int)",
 ])

@@ -42,6 +42,8 @@ class BoardOut(_FromStats):
     unit: str
     format: str = Field(description="a Python str.format pattern for one score")
     min_battles: int
+    min_battles_by_window: dict[str, int] = Field(
+        description="battles needed in each window to be ranked")
     windows: list[str]
     platforms: list[str]
 

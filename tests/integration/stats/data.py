@@ -13,7 +13,7 @@ from sqlalchemy import Connection
 from battletracker.db import copy_rows
 from battletracker.models import COUNTERS, PS_THRESHOLD
 from battletracker.pipeline.partitions import ensure_partitions_between
-from battletracker.stats.interfaces import LeaderboardScorer
+from battletracker.stats.interfaces import LeaderboardScorer, min_battles_in
 from battletracker.stats.materialise import window_bounds
 
 Counters = dict[str, int]
@@ -118,12 +118,17 @@ def insert(conn: Connection, data: Dataset) -> None:
 
 
 def brute_force(
-    counters: Mapping[int, tuple[str, Counters]], scorer: LeaderboardScorer, platform: str
+    counters: Mapping[int, tuple[str, Counters]], scorer: LeaderboardScorer, platform: str,
+    window: str | None = None,
 ) -> list[tuple[int, int, float, int]]:
-    """(rank, account_id, score, battles) in rank order, from the scorer's Python rule."""
+    """(rank, account_id, score, battles) in rank order, from the scorer's Python rule
+    (and, given the ``window``, the window's raised minimum of battles)."""
+    floor = 0 if window is None else min_battles_in(scorer, window)
     scored = []
     for account, (plat, c) in counters.items():
         if platform != "all" and plat != platform:
+            continue
+        if c.get("battles", 0) < floor:
             continue
         s = scorer.score(c)
         if s is not None:

@@ -36,7 +36,7 @@ def _leaves(settings: Settings) -> dict[tuple[str, str], list[tuple[object, ...]
     with engine_for(settings).connect() as conn:
         return {
             (b, w): [tuple(r) for r in conn.execute(text(
-                f"SELECT rank, platform_rank, account_id, score, battles, platform "
+                f"SELECT rank, platform_rank, account_id, score, battles, ctid "
                 f"FROM {leaf_name(b, w)} ORDER BY rank")).all()]
             for b in boards for w in WINDOWS
         }  # fmt: skip

@@ -156,7 +156,7 @@ def test_plugin_scorers_become_boards(installed_plugin, db_settings):
             scorer = default_registry().scorer(board)
             for window in WINDOWS:
                 for platform in ("all", "xbox", "ps"):
-                    want = brute_force(data.window_counters(window), scorer, platform)
+                    want = brute_force(data.window_counters(window), scorer, platform, window)
                     page = queries.top(session, board, window, platform, limit=500)
                     got = [(e.rank, e.account_id, e.score, e.battles) for e in page.entries]
                     assert got == want and page.total == len(want), (board, window, platform)

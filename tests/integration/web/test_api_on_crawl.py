@@ -20,6 +20,7 @@ from battletracker.db import engine_for
 from battletracker.models import COUNTERS
 from battletracker.pipeline.local import run_cycle
 from battletracker.settings import ApiKey, IdRange, Settings
+from battletracker.stats.interfaces import min_battles_in
 from battletracker.stats.materialise import materialise
 from battletracker.stats.registry import default_registry
 from battletracker.testing.databases import temporary_database
@@ -77,7 +78,7 @@ def _expected(crawl: dict[str, Any], board: str, window: str, platform: str) -> 
     scorer = default_registry().scorer(board)
     scored = []
     for aid, (plat, counters) in _window_counters(crawl["settings"], window, crawl["last"]).items():
-        if platform in ("all", plat):
+        if platform in ("all", plat) and counters["battles"] >= min_battles_in(scorer, window):
             s = scorer.score(counters)
             if s is not None and math.isfinite(s):
                 scored.append((aid, s))

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from battletracker.stats.interfaces import min_battles_in
 from battletracker.stats.registry import default_registry
 
 from .dataset import LAST_DAY, Dataset
@@ -23,6 +24,8 @@ def brute_force(data: Dataset, board: str, window: str, platform: str) -> list[t
     scored = []
     for aid, counters in data.window_counters(window).items():
         if platform != "all" and data.platform[aid] != platform:
+            continue
+        if counters.get("battles", 0) < min_battles_in(scorer, window):
             continue
         score = scorer.score(counters)
         if score is not None and math.isfinite(score):
@@ -112,3 +115,19 @@ def test_unranked_player_is_404(client: TestClient, data: Dataset) -> None:
         r = client.get(path, params={"window": "day"})
         assert r.status_code == 404
         assert str(unranked) in r.json()["detail"]
+
+
+def test_the_window_minimum_of_battles_is_shown_by_the_api_and_the_page(
+        client: TestClient, data: Dataset) -> None:
+    boards = {b["name"]: b for b in client.get("/api/v1/boards").json()}
+    assert boards["avg_damage"]["min_battles_by_window"] == {
+        "day": 10, "week": 25, "month": 100, "all": 100}
+    assert boards["battles"]["min_battles_by_window"] == {w: 1 for w in WINDOWS}
+    page = client.get("/boards/avg_damage", params={"window": "month"})
+    assert page.status_code == 200
+    assert "ranked from 100 battles in this window" in page.text
+    # ranked on the average boards by the day's rule (10), not by the all-time one (100)
+    unranked = [a for a, c in data.window_counters("all").items() if 10 <= c["battles"] < 100]
+    player = client.get(f"/players/{unranked[0]}")
+    assert player.status_code == 200
+    assert player.text.count("needs 100 battles") == 4  # win rate and the three averages
