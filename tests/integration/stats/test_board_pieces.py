@@ -52,7 +52,7 @@ def _leaves(settings: Settings) -> dict[tuple[str, str], list[tuple[object, ...]
     with engine_for(settings).connect() as conn:
         return {
             (b, w): [tuple(r) for r in conn.execute(text(
-                f"SELECT rank, platform_rank, account_id, score, battles, platform "
+                f"SELECT rank, platform_rank, account_id, score, battles "
                 f"FROM {leaf_name(b, w)} ORDER BY rank")).all()]
             for b in BOARDS for w in WINDOWS
         }  # fmt: skip
