@@ -74,6 +74,9 @@ def _lasting_slots(settings: Settings) -> list[KeySlot]:
                 settings.wg_api_url, key.app_id, timeout=settings.request_timeout
             )
         concurrency = settings.fetch_concurrency or concurrency_for(key.rps)
+        # the key's requests in flight whatever the chunks in progress (issue 16: every
+        # further connection costs CPU on each request, in httpcore's pool)
+        client.limit_in_flight(concurrency)
         bucket = _bucket(key.app_id, key.rps, settings.fetch_rate_margin)
         slots.append(KeySlot(client, bucket, concurrency=concurrency, dead=key.app_id in _DEAD))
     return slots

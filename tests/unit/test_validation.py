@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from battletracker import validation
 from battletracker.models import COUNTERS
 from battletracker.pipeline.fetch import account_row
 from battletracker.validation import (
@@ -144,3 +145,89 @@ def test_the_bounds_keep_every_sum_far_from_bigint() -> None:
     """The largest counter any account may have, times 40 M accounts, fits in 2^63."""
     largest = max(COUNTER_PER_BATTLE.values()) * MAX_BATTLES
     assert largest * 40_000_000 < 2**63
+
+
+def _reference_account_row(account_id: int, obj: dict[str, Any]) -> tuple[Any, ...]:
+    """``account_row`` as it was written first (plain and slow): the verdicts to keep."""
+    if obj.get("account_id", account_id) != account_id:
+        raise ValueError(f"object under key {account_id} has another account_id")
+    nickname = obj.get("nickname")
+    if not isinstance(nickname, str):
+        raise ValueError(f"account {account_id} has no nickname")
+    stats = obj.get("statistics") or {}
+    counters = (stats.get("all") if isinstance(stats, dict) else None) or {}
+    if not isinstance(counters, dict):
+        raise ValueError(f"account {account_id}: statistics.all is not an object")
+    values = []
+    for name in COUNTERS:
+        v = counters.get(name)
+        v = 0 if v is None else v
+        if not (isinstance(v, int) and not isinstance(v, bool)):
+            raise ValueError(f"account {account_id}: counter {name} = {v!r}")
+        values.append(v)
+
+    def stamp(key: str) -> int | None:
+        t = obj.get(key)
+        return t if isinstance(t, int) and not isinstance(t, bool) else None
+
+    return (account_id, nickname, stamp("created_at"), stamp("last_battle_time"), *values)
+
+
+_ODD = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=False),
+    st.text(max_size=3), st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(), st.integers(), max_size=1),
+)  # fmt: skip
+_COUNTER = st.one_of(st.integers(0, 10**6), _ODD)
+
+
+@st.composite
+def _api_objects(draw: st.DrawFn) -> tuple[int, dict[str, Any]]:
+    account_id = draw(st.integers(1, 2**40))
+    counters: dict[str, Any] = {
+        n: draw(st.integers(0, 10**6)) for n in COUNTERS if draw(st.integers(0, 9)) > 0
+    }
+    how = draw(st.sampled_from(["honest", "one odd", "any"]))
+    if how == "one odd":  # a single odd value (a bool, a float...) among plain integers
+        counters = {n: draw(st.integers(0, 10**6)) for n in COUNTERS}
+        counters[draw(st.sampled_from(COUNTERS))] = draw(_ODD)
+    elif how == "any":
+        counters = {n: draw(_COUNTER) for n in COUNTERS if draw(st.integers(0, 9)) > 0}
+    obj: dict[str, Any] = {
+        "account_id": draw(st.sampled_from([account_id, account_id, account_id + 1, None])),
+        "nickname": draw(st.one_of(st.text(min_size=1, max_size=8), _ODD)),
+        "created_at": draw(st.one_of(st.integers(0, 2**32), _ODD)),
+        "last_battle_time": draw(st.one_of(st.integers(0, 2**32), _ODD)),
+        "statistics": draw(st.sampled_from(["dict", "none", "odd", "all_odd"])),
+    }  # fmt: skip
+    kind = obj["statistics"]
+    obj["statistics"] = (
+        {"all": counters} if kind == "dict" else None if kind == "none"
+        else draw(_ODD) if kind == "odd" else {"all": draw(_ODD)}
+    )  # fmt: skip
+    for key in ("account_id", "nickname", "created_at", "last_battle_time"):
+        if draw(st.integers(0, 9)) == 0:
+            del obj[key]
+    return account_id, obj
+
+
+@settings(max_examples=600)
+@given(_api_objects())
+def test_the_fast_account_row_gives_the_reference_verdicts(
+    case: tuple[int, dict[str, Any]],
+) -> None:
+    """The node's conversion, sped up, accepts, refuses and converts exactly as before."""
+    account_id, obj = case
+    try:
+        expected: Any = _reference_account_row(account_id, obj)
+    except ValueError as exc:
+        expected = exc
+    try:
+        got: Any = validation.account_row(account_id, obj)
+    except ValueError as exc:
+        got = exc
+    if isinstance(expected, Exception):
+        assert isinstance(got, Exception) and str(got) == str(expected)
+    else:
+        assert got == expected
+        assert [type(v) for v in got] == [type(v) for v in expected]

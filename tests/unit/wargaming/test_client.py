@@ -411,3 +411,35 @@ def test_ids_are_matched_as_strings() -> None:
     """The API keys data by the id as a string; an int-looking near miss does not count."""
     with pytest.raises(BadResponse, match="5001 missing"):
         call(crafted(ok({"5000": None, "05001": None})), [5000, 5001])
+
+
+class _CountingTransport(httpx.AsyncBaseTransport):
+    """The simulator behind a transport that remembers the most requests it had at once."""
+
+    def __init__(self, sim: Simulator) -> None:
+        self.inner = sim.transport()
+        self.now = self.peak = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.now += 1
+        self.peak = max(self.peak, self.now)
+        try:
+            await asyncio.sleep(0.01)
+            return await self.inner.handle_async_request(request)
+        finally:
+            self.now -= 1
+
+
+@pytest.mark.parametrize("limit", [1, 3, 8])
+def test_requests_in_flight_stay_within_the_limit(limit: int) -> None:
+    """issue 16: a key's requests wait in the client, never in httpcore's costly queue."""
+    transport = _CountingTransport(make_sim())
+
+    async def run() -> list[AccountInfo]:
+        async with WargamingClient(BASE_URL, KEY, transport=transport) as client:
+            client.limit_in_flight(limit)
+            return await asyncio.gather(*(client.account_info(IDS) for _ in range(20)))
+
+    answers = asyncio.run(run())
+    assert len(answers) == 20 and all(set(a) == set(IDS) for a in answers)
+    assert transport.peak == limit
