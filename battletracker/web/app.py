@@ -23,6 +23,7 @@ from .deps import State, gate
 from .errors import install_handlers
 from .hardening import PeerMiddleware, SecurityHeadersMiddleware
 from .metrics import MetricsMiddleware, build_registry
+from .pagecache import PageCache, PageCacheMiddleware, boards_version
 from .passwords import PasswordChecker
 from .secret import check_secret_key
 from .sessions import SessionStore
@@ -82,9 +83,10 @@ def create_app(settings: Settings, *, extra_collectors: Iterable[Collector] = ()
         sessions=sessions,
         codec=SessionCodec(settings.secret_key, max_age=settings.session_max_age),
         store=SessionStore(sessions, max_age=settings.session_max_age),
-        throttle=LoginThrottle(per_address=settings.login_failures_per_address,
-                               per_account=settings.login_failures_per_account,
-                               window=settings.login_lockout_seconds),
+        throttle=LoginThrottle.for_workers(
+            per_address=settings.login_failures_per_address,
+            per_account=settings.login_failures_per_account,
+            window=settings.login_lockout_seconds, workers=settings.web_workers),
         passwords=passwords,
     )
     app.state.wg_transport = wg_transport
@@ -104,6 +106,10 @@ def create_app(settings: Settings, *, extra_collectors: Iterable[Collector] = ()
     app.include_router(feed.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.state.page_cache = PageCache(lambda: boards_version(sessions))
+    # inside the metrics and the security headers: a hit is counted and hardened alike
+    app.add_middleware(PageCacheMiddleware, cache=app.state.page_cache,
+                       enabled=lambda: not settings.guest_login)
     app.add_middleware(MetricsMiddleware, metrics=http_metrics)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(PeerMiddleware, trusted=settings.web_trusted_proxies)

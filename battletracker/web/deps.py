@@ -12,6 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from ..settings import Settings
 from .auth import ANONYMOUS, SESSION_COOKIE, Identity, SessionCodec
@@ -114,8 +115,13 @@ def reader(request: Request) -> Identity:
     return identity
 
 
-def gate(request: Request) -> None:
-    """The app-wide guest gate: :func:`reader` for every route but :data:`PUBLIC_PATHS`."""
+async def gate(request: Request) -> None:
+    """The app-wide guest gate: :func:`reader` for every route but :data:`PUBLIC_PATHS`.
+
+    Async, so that an anonymous reader costs no trip through the threadpool: the
+    database is read (in the threadpool) only when the guest login is on and the
+    visitor holds a genuine session cookie.
+    """
     # the path the router matched (not a route's own template, which lacks any prefix
     # given to include_router: "/login" inside a prefixed router is not the login page)
     path: str = request.scope["path"]
@@ -124,8 +130,12 @@ def gate(request: Request) -> None:
         path = path[len(root):]
     if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
         return
-    if state_of(request).settings.guest_login:
-        reader(request)
+    if not state_of(request).settings.guest_login:
+        return
+    if session_token(request) is None:
+        request.state.identity = ANONYMOUS
+        raise LoginRequired(operator=False)
+    await run_in_threadpool(reader, request)
 
 
 def operator(request: Request) -> Identity:
