@@ -182,7 +182,7 @@ def run(
         }
         server = subprocess.Popen(
             [str(_BIN / "battletracker"), "web", "--host", "127.0.0.1", "--port", str(port),
-             "--workers", str(workers)],
+             "--workers", str(workers), "--no-access-log"],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -238,7 +238,7 @@ def run(
         outcome.notes.append(
             "first errors: " + "; ".join((closed["first_errors"] + paced["first_errors"])[:5]))
     outcome.notes.append(
-        f"battletracker web --workers {workers}; {len(set(paths))} distinct requests; "
+        f"battletracker web --workers {workers} --no-access-log; {len(set(paths))} distinct requests; "
         f"load from a second process (battletracker.bench.loadgen) on the same "
         f"{os.cpu_count()} cores; load average before/after the measured runs "
         f"{', '.join(f'{x:.1f}' for x in load_before)} / "

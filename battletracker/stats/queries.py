@@ -18,6 +18,7 @@ mean 422.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -221,14 +222,21 @@ def top(
     limit: int = 50,
 ) -> Page:
     """Entries ranked ``offset+1 .. offset+limit`` of a board on a platform."""
+    sql, params = top_sql(board, window, platform, offset=offset, limit=limit)
+    return top_page(session.execute(text(sql), params).all(), board, window, platform,
+                    offset=offset, limit=limit)
+
+
+def top_sql(board: str, window: str, platform: str, *, offset: int, limit: int
+            ) -> tuple[str, dict[str, Any]]:
+    """The statement of :func:`top` (checked arguments), for the sync and async readers."""
     _board_args(board, window, platform)
     _check_range("offset", offset, 0, 2**31 - 1)
     _check_range("limit", limit, 1, MAX_LIMIT)
     rank, where = _rank_col(platform)
     total_col = {"all": "b.total", "xbox": "b.total_xbox", "ps": "b.total_ps"}[platform]
-    rows = session.execute(
-        text(
-            f"""
+    return (
+        f"""
             SELECT b.as_of AS build_as_of, {total_col} AS build_total,
                    e.rank, e.account_id, e.nickname, e.platform, e.score, e.battles
             FROM leaderboard_builds b
@@ -242,11 +250,15 @@ def top(
                 ORDER BY {rank}
             ) e ON true
             WHERE b.board = :board AND b.time_window = :window
-            """
-        ),
+            """,
         {"board": board, "window": window, "platform": platform, "offset": offset,
          "end": offset + limit},
-    ).all()
+    )
+
+
+def top_page(rows: Sequence[Any], board: str, window: str, platform: str, *, offset: int,
+             limit: int) -> Page:
+    """The :class:`Page` of :func:`top_sql`'s rows."""
     if not rows:
         return Page(board, window, platform, [], 0, offset, limit, None)
     entries = [_entry(r) for r in rows if r.account_id is not None]
@@ -256,20 +268,30 @@ def top(
 
 def rank_of(session: Session, board: str, window: str, platform: str, account_id: int) -> Entry:
     """The account's entry on a board; :class:`UnknownPlayer` if it is not ranked there."""
+    sql, params = rank_sql(board, window, platform, account_id)
+    return rank_entry(session.execute(text(sql), params).one_or_none(), board, window,
+                      platform, account_id)
+
+
+def rank_sql(board: str, window: str, platform: str, account_id: int
+             ) -> tuple[str, dict[str, Any]]:
+    """The statement of :func:`rank_of` (checked arguments)."""
     _board_args(board, window, platform)
     rank, where = _rank_col(platform)
-    row = session.execute(
-        text(
-            f"""
+    return (
+        f"""
             SELECT {rank} AS rank, e.account_id, p.nickname, e.platform, e.score, e.battles
             FROM leaderboard_entries e
             LEFT JOIN players p ON p.account_id = e.account_id
             WHERE e.board = :board AND e.time_window = :window{where}
               AND e.account_id = :account_id
-            """
-        ),
+            """,
         {"board": board, "window": window, "platform": platform, "account_id": account_id},
-    ).one_or_none()
+    )
+
+
+def rank_entry(row: Any, board: str, window: str, platform: str, account_id: int) -> Entry:
+    """The :class:`Entry` of :func:`rank_sql`'s row; :class:`UnknownPlayer` when None."""
     if row is None:
         raise UnknownPlayer(
             f"account {account_id} is not ranked on {board}/{window}/{platform}"
@@ -291,12 +313,19 @@ def around(
     Near the top or the bottom of a board fewer than ``n`` exist on that side; the
     list is not shifted to make up for them.
     """
+    sql, params = around_sql(board, window, platform, account_id, n=n)
+    return around_entries(session.execute(text(sql), params).all(), board, window,
+                          platform, account_id)
+
+
+def around_sql(board: str, window: str, platform: str, account_id: int, *, n: int
+               ) -> tuple[str, dict[str, Any]]:
+    """The statement of :func:`around` (checked arguments)."""
     _board_args(board, window, platform)
     _check_range("n", n, 0, MAX_AROUND)
     rank, where = _rank_col(platform)
-    rows = session.execute(
-        text(
-            f"""
+    return (
+        f"""
             WITH me AS (
                 SELECT {rank} AS r FROM leaderboard_entries e
                 WHERE e.board = :board AND e.time_window = :window{where}
@@ -316,11 +345,15 @@ def around(
             ) e
             LEFT JOIN players p ON p.account_id = e.account_id
             ORDER BY e.rank
-            """
-        ),
+            """,
         {"board": board, "window": window, "platform": platform, "account_id": account_id,
          "n": n, "size": 2 * n + 1},
-    ).all()
+    )
+
+
+def around_entries(rows: Sequence[Any], board: str, window: str, platform: str,
+                   account_id: int) -> list[Entry]:
+    """The entries of :func:`around_sql`'s rows; :class:`UnknownPlayer` when none."""
     if not rows:
         raise UnknownPlayer(
             f"account {account_id} is not ranked on {board}/{window}/{platform}"
@@ -330,19 +363,27 @@ def around(
 
 def player_ranks(session: Session, account_id: int, *, window: str = "all") -> dict[str, Entry]:
     """The account's entry (rank over both platforms) on every board it is ranked on."""
+    sql, params = player_ranks_sql(account_id, window=window)
+    return player_ranks_of(session.execute(text(sql), params).all())
+
+
+def player_ranks_sql(account_id: int, *, window: str = "all") -> tuple[str, dict[str, Any]]:
+    """The statement of :func:`player_ranks` (checked arguments)."""
     _check_window(window)
-    names = list(default_registry().scorers())
-    rows = session.execute(
-        text(
-            """
+    return (
+        """
             SELECT e.board, e.rank, e.account_id, p.nickname, e.platform, e.score, e.battles
             FROM leaderboard_entries e
             LEFT JOIN players p ON p.account_id = e.account_id
             WHERE e.time_window = :window AND e.account_id = :account_id
-            """
-        ),
+            """,
         {"window": window, "account_id": account_id},
-    ).all()
+    )
+
+
+def player_ranks_of(rows: Sequence[Any]) -> dict[str, Entry]:
+    """The entries of :func:`player_ranks_sql`'s rows, by board, in the boards' order."""
+    names = list(default_registry().scorers())
     found = {r.board: _entry(r) for r in rows}
     return {name: found[name] for name in names if name in found}
 
@@ -352,13 +393,21 @@ def player_ranks(session: Session, account_id: int, *, window: str = "all") -> d
 
 def player_stats(session: Session, account_id: int) -> PlayerStats:
     """Current counters and every stat handler's stats; :class:`UnknownPlayer` if none."""
-    row = session.execute(
-        text(
-            f"SELECT account_id, platform, nickname, created_at, last_battle_time, last_seen, "
-            f"{', '.join(COUNTERS)} FROM players WHERE account_id = :a"
-        ),
+    sql, params = player_stats_sql(account_id)
+    return player_stats_of(session.execute(text(sql), params).one_or_none(), account_id)
+
+
+def player_stats_sql(account_id: int) -> tuple[str, dict[str, Any]]:
+    """The statement of :func:`player_stats`."""
+    return (
+        f"SELECT account_id, platform, nickname, created_at, last_battle_time, last_seen, "
+        f"{', '.join(COUNTERS)} FROM players WHERE account_id = :a",
         {"a": account_id},
-    ).one_or_none()
+    )
+
+
+def player_stats_of(row: Any, account_id: int) -> PlayerStats:
+    """The :class:`PlayerStats` of :func:`player_stats_sql`'s row; UnknownPlayer when None."""
     if row is None:
         raise UnknownPlayer(f"no account {account_id}")
     counters = {c: int(getattr(row, c)) for c in COUNTERS}

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from ..settings import Settings
+from .asyncdb import AsyncReader
 from .auth import ANONYMOUS, SESSION_COOKIE, Identity, SessionCodec
 from .passwords import PasswordChecker
 from .sessions import SessionStore
@@ -23,6 +24,7 @@ from .throttle import LoginThrottle
 __all__ = [
     "PUBLIC_PATHS",
     "PUBLIC_PREFIXES",
+    "AsyncDb",
     "DbSession",
     "LoginRequired",
     "OperatorRequired",
@@ -30,7 +32,9 @@ __all__ = [
     "State",
     "gate",
     "get_identity",
+    "get_reader",
     "get_session",
+    "identity_of",
     "operator",
     "reader",
     "session_token",
@@ -58,6 +62,7 @@ class State:
     store: SessionStore
     throttle: LoginThrottle
     passwords: PasswordChecker
+    reader: AsyncReader
 
 
 def state_of(request: Request) -> State:
@@ -75,6 +80,14 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 DbSession = Annotated[Session, Depends(get_session)]
+
+
+def get_reader(request: Request) -> AsyncReader:
+    """The async lookups of the hot routes (:mod:`.asyncdb`)."""
+    return state_of(request).reader
+
+
+AsyncDb = Annotated[AsyncReader, Depends(get_reader)]
 
 
 def session_token(request: Request) -> str | None:
@@ -96,6 +109,18 @@ def get_identity(request: Request) -> Identity:
     identity = ANONYMOUS if token is None else state.store.load(
         token, operators=state.settings.operators, secret_key=state.settings.secret_key)
     request.state.identity = identity
+    return identity
+
+
+async def identity_of(request: Request) -> Identity:
+    """:func:`get_identity` for async routes: the threadpool only when a cookie is held."""
+    cached = getattr(request.state, "identity", None)
+    if isinstance(cached, Identity):
+        return cached
+    if session_token(request) is None:
+        request.state.identity = ANONYMOUS
+        return ANONYMOUS
+    identity: Identity = await run_in_threadpool(get_identity, request)
     return identity
 
 

@@ -4,11 +4,12 @@ A leaderboard only changes when the nightly build swaps it in, so an anonymous r
 top page, rank, "around" or HTML board page is the same bytes for everyone until then.
 :class:`PageCacheMiddleware` keeps those bytes (status, headers, body) per normalised
 request, serves them without entering FastAPI at all, and answers ``If-None-Match`` with
-304. Invalidation: at most every :data:`CHECK_SECONDS` a request reads the boards'
-version (``max(built_at)`` and ``count(*)`` of ``leaderboard_builds``, one tiny query); a
-change drops every entry. So a page is never older than the swap plus
-:data:`CHECK_SECONDS`; a player's own page (counters change during the night's store,
-not at the swap) is also dropped :data:`PLAYER_MAX_AGE` seconds after it was stored.
+304. Invalidation: every :data:`CHECK_SECONDS` the boards' version (``max(built_at)`` and
+``count(*)`` of ``leaderboard_builds``, one tiny query: :meth:`.AsyncReader.boards_version`)
+is read in the background; a change drops every entry. So a page outlives the swap of its
+board by :data:`CHECK_SECONDS` (plus that query) at most, twice that if the database
+stops answering; a player's own page (counters change during the night's store, not at
+the swap) is also dropped :data:`PLAYER_MAX_AGE` seconds after it was stored.
 
 What is never cached or served from here, so every security behaviour stays the app's:
 requests with the session cookie, any request while the guest login is on (the gate must
@@ -21,17 +22,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from anyio import to_thread
-from sqlalchemy import text
-from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .auth import SESSION_COOKIE
@@ -43,13 +42,15 @@ __all__ = [
     "PLAYER_MAX_AGE",
     "PageCache",
     "PageCacheMiddleware",
-    "boards_version",
 ]
+
+log = logging.getLogger(__name__)
 
 #: Longest time a page may outlive the swap of its board (also its ``max-age``).
 CHECK_SECONDS = 5.0
-#: Longest life of a cached player page (its counters move during the night's store).
-PLAYER_MAX_AGE = 5.0
+#: Longest life of a cached player page: its ranks change with the boards (and are
+#: dropped with them), its counters only during the night's store.
+PLAYER_MAX_AGE = 60.0
 #: Entries and body bytes kept per process.
 MAX_ENTRIES = 50_000
 MAX_BYTES = 128 * 1024 * 1024
@@ -59,14 +60,6 @@ _BOARD = re.compile(r"^(/api/v1/boards/[A-Za-z0-9_.-]{1,64}(/(rank|around)/[0-9]
                     r"|/boards/[A-Za-z0-9_.-]{1,64})$")
 _PLAYER = re.compile(r"^/api/v1/players/[0-9]{1,19}$")
 _COOKIE = SESSION_COOKIE.encode() + b"="
-
-
-def boards_version(sessions: sessionmaker[Session]) -> str:
-    """What changes whenever any board is swapped in (one index-free read of a tiny table)."""
-    with sessions() as session:
-        row = session.execute(text(
-            "SELECT max(built_at), count(*) FROM leaderboard_builds")).one()
-    return f"{row[0]}/{row[1]}"
 
 
 @dataclass(frozen=True)
@@ -82,9 +75,17 @@ class Entry:
 
 
 class PageCache:
-    """An LRU of answers, emptied when the boards' version changes."""
+    """An LRU of answers, emptied when the boards' version changes.
 
-    def __init__(self, version: Callable[[], str], *, check_seconds: float = CHECK_SECONDS,
+    The version is read in the background (requests never wait for it) at most every
+    ``check_seconds``; only when no reading is younger than twice that (the first
+    request, or a database that stopped answering) does a request wait for one, so an
+    answer is never served more than ``2 * check_seconds`` after its board changed, and
+    normally within ``check_seconds`` plus one small query.
+    """
+
+    def __init__(self, version: Callable[[], Awaitable[str]], *,
+                 check_seconds: float = CHECK_SECONDS,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._version = version
         self.check_seconds = check_seconds
@@ -94,20 +95,34 @@ class PageCache:
         self.generation = 0
         self.current: str | None = None
         self.checked_at = -float("inf")
-        self._lock = asyncio.Lock()
+        self._checking: asyncio.Task[None] | None = None
 
-    async def refresh(self) -> None:
-        """Re-read the version when the last reading is older than ``check_seconds``."""
-        if self.clock() - self.checked_at < self.check_seconds:
+    async def refresh(self) -> bool:
+        """Start a reading of the version when the last is older than ``check_seconds``;
+        wait for it only when the last is older than twice that. False: no reading is
+        young enough (the database did not answer), so the cache must not be used."""
+        age = self.clock() - self.checked_at
+        if age < self.check_seconds:
+            return True
+        task = self._checking
+        if task is None or task.done() or task.get_loop() is not asyncio.get_running_loop():
+            task = self._checking = asyncio.create_task(self._check())
+        if age < 2 * self.check_seconds:
+            return True
+        await asyncio.shield(task)
+        return self.clock() - self.checked_at < 2 * self.check_seconds
+
+    async def _check(self) -> None:
+        asked = self.clock()
+        try:
+            version = await self._version()
+        except Exception as exc:  # the request that needs it goes to the app instead
+            log.warning("page cache: the boards' version could not be read: %s", exc)
             return
-        async with self._lock:  # one reading at a time; the others wait for it
-            if self.clock() - self.checked_at < self.check_seconds:
-                return
-            version = await to_thread.run_sync(self._version)
-            if version != self.current:
-                self.clear()
-                self.current = version
-            self.checked_at = self.clock()
+        if version != self.current:
+            self.clear()
+            self.current = version
+        self.checked_at = asked
 
     def clear(self) -> None:
         self.entries.clear()
@@ -184,7 +199,9 @@ class PageCacheMiddleware:
         if key is None:
             await self.app(scope, receive, send)
             return
-        await self.cache.refresh()
+        if not await self.cache.refresh():
+            await self.app(scope, receive, send)
+            return
         entry = self.cache.get(key)
         if entry is not None:
             scope["route"] = entry.route  # the metrics' label, as on a miss

@@ -26,7 +26,7 @@ def _config(settings: Settings, host: str, port: int, **kwargs: object) -> uvico
 
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None,
-          *, config_path: str | None = None) -> None:
+          *, config_path: str | None = None, access_log: bool = True) -> None:
     """Serve in the foreground until interrupted.
 
     With ``settings.web_workers`` > 1, uvicorn's supervisor runs that many processes on
@@ -36,7 +36,7 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None,
     host = host or settings.web_host
     port = settings.web_port if port is None else port
     if settings.web_workers <= 1:
-        uvicorn.Server(_config(settings, host, port)).run()
+        uvicorn.Server(_config(settings, host, port, access_log=access_log)).run()
         return
     if config_path is not None:
         os.environ["BATTLETRACKER_CONFIG"] = str(Path(config_path).resolve())
@@ -45,7 +45,8 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None,
     if (seen.secret_key, seen.database_url) != (settings.secret_key, settings.database_url):
         raise RuntimeError("the worker processes would not load the same settings")
     uvicorn.run("battletracker.web.server:worker_app", factory=True, host=host, port=port,
-                workers=settings.web_workers, proxy_headers=False, server_header=False)
+                workers=settings.web_workers, proxy_headers=False, server_header=False,
+                access_log=access_log)
 
 
 def worker_app() -> FastAPI:
