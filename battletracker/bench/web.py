@@ -238,8 +238,9 @@ def run(
         outcome.notes.append(
             "first errors: " + "; ".join((closed["first_errors"] + paced["first_errors"])[:5]))
     outcome.notes.append(
-        f"battletracker web --workers {workers} --no-access-log; {len(set(paths))} distinct requests; "
-        f"load from a second process (battletracker.bench.loadgen) on the same "
+        f"battletracker web --workers {workers} --no-access-log; "
+        f"{len(set(paths))} distinct requests; load from a second process "
+        f"(battletracker.bench.loadgen) on the same "
         f"{os.cpu_count()} cores; load average before/after the measured runs "
         f"{', '.join(f'{x:.1f}' for x in load_before)} / "
         f"{', '.join(f'{x:.1f}' for x in load_after)}"
