@@ -117,12 +117,15 @@ class AsyncReader:
 
     async def player(self, account_id: int) -> tuple[queries.PlayerStats,
                                                      dict[str, queries.Entry]]:
-        """A player's stats and all-time ranks (two statements, one connection)."""
+        """A player's stats and all-time ranks: two statements sent together (pipeline
+        mode), so one round trip to the server."""
         stats_sql, stats_params = queries.player_stats_sql(account_id)
         ranks_sql, ranks_params = queries.player_ranks_sql(account_id)
         async with self.connection() as conn:
-            cur = await conn.execute(_pyformat(stats_sql), stats_params)
-            row = await cur.fetchone()
-            cur = await conn.execute(_pyformat(ranks_sql), ranks_params)
-            rank_rows = await cur.fetchall()
+            async with conn.pipeline():
+                stats_cur = await conn.execute(_pyformat(stats_sql), stats_params)
+                ranks_cur = conn.cursor()
+                await ranks_cur.execute(_pyformat(ranks_sql), ranks_params)
+            row = await stats_cur.fetchone()
+            rank_rows = await ranks_cur.fetchall()
         return queries.player_stats_of(row, account_id), queries.player_ranks_of(rank_rows)
