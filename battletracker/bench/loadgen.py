@@ -68,12 +68,12 @@ async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, dict[bytes, b
 
 
 async def _client(host: str, port: int, paths: list[str], deadline: float, think: float,
-                  rng: random.Random, result: Result, health: bool) -> None:
+                  rng: random.Random, result: Result, health: bool, extra: str) -> None:
     reader: asyncio.StreamReader | None = None
     writer: asyncio.StreamWriter | None = None
     while time.monotonic() < deadline:
         path = "/healthz" if health else paths[rng.randrange(len(paths))]
-        request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+        request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{extra}\r\n".encode()
         t0 = time.perf_counter()
         try:
             if writer is None:
@@ -109,9 +109,12 @@ async def _client(host: str, port: int, paths: list[str], deadline: float, think
 
 
 async def run(url: str, paths: list[str], *, clients: int, seconds: float,
-              think: float = 0.0, seed: int = 1) -> dict[str, Any]:
+              think: float = 0.0, seed: int = 1, headers: tuple[str, ...] = ()
+              ) -> dict[str, Any]:
     """``clients`` concurrent clients asking random ``paths`` for ``seconds`` (and one
-    more asking ``/healthz``); returns the figures described in the module."""
+    more asking ``/healthz``), each request with ``headers`` (``"Name: value"``) too;
+    returns the figures described in the module."""
+    extra = "".join(f"{h}\r\n" for h in headers)
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     result = Result()
@@ -119,7 +122,7 @@ async def run(url: str, paths: list[str], *, clients: int, seconds: float,
     t0 = time.monotonic()
     await asyncio.gather(*(
         _client(host, port, paths, deadline, think, random.Random(seed * 1000 + i), result,
-                health=(i == clients))
+                health=(i == clients), extra=extra)
         for i in range(clients + 1)))
     elapsed = time.monotonic() - t0
     n = len(result.latencies)
@@ -144,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--think", type=float, default=0.0, help="max think time, s")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--header", action="append", default=[],
+                        help="'Name: value' sent with every request (repeatable)")
     args = parser.parse_args(argv)
     with open(args.paths) as fh:
         paths = [ln.strip() for ln in fh if ln.strip()]
@@ -154,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         runner = uvloop.run
     figures = runner(run(args.url, paths, clients=args.clients, seconds=args.seconds,
-                         think=args.think, seed=args.seed))
+                         think=args.think, seed=args.seed, headers=tuple(args.header)))
     json.dump(figures, sys.stdout)
     sys.stdout.write("\n")
     return 0

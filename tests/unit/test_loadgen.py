@@ -74,7 +74,7 @@ def test_it_runs_as_its_own_process_and_prints_json(url: str, tmp_path: Path) ->
     listing.write_text("/ok\n/boom\n")
     done = subprocess.run(
         [sys.executable, "-m", "battletracker.bench.loadgen", "--url", url, "--paths",
-         str(listing), "--clients", "2", "--seconds", "0.5"],
+         str(listing), "--clients", "2", "--seconds", "0.5", "--header", "X-Probe: 1"],
         capture_output=True, text=True, timeout=60, check=True)
     got = json.loads(done.stdout)
     assert got["requests"] > 0 and 0 < got["errors"] < got["requests"]
