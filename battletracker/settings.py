@@ -101,6 +101,9 @@ class Settings:
     #: Web app.
     web_host: str = "127.0.0.1"
     web_port: int = 8000
+    #: Server processes of ``battletracker web`` (``--workers``); login limits are split
+    #: between them (each gets 1/N).
+    web_workers: int = 1
     secret_key: str = "change-me"
     guest_login: bool = False
     guest_password: str = "guest"
@@ -348,6 +351,7 @@ def _validate(s: Settings) -> None:
     need(0 <= s.fetch_rate_margin <= 0.5, "fetch_rate_margin: must be between 0 and 0.5 s")
     need(0 < s.request_timeout <= 120, "request_timeout: must be in (0, 120]")
     need(0 < s.web_port < 65536, "web_port: must be a TCP port")
+    need(1 <= s.web_workers <= 64, "web_workers: must be 1-64")
     need(0 <= s.worker_metrics_port < 65000, "worker_metrics_port: must be a TCP port or 0")
     need(s.session_max_age > 0, "session_max_age: must be > 0")
     need(5 <= s.lease_seconds <= 86_400, "lease_seconds: must be between 5 and 86400")

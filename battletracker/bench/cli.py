@@ -50,6 +50,10 @@ def _plan(only: tuple[str, ...], skip: tuple[str, ...]) -> list[str]:
     help="Population sizes of the whole-night benchmark (repeatable).",
 )
 @click.option("--web-players", type=click.IntRange(1000), help="Players behind the web app.")
+@click.option("--web-workers", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="battletracker web --workers of the web benchmark.")
+@click.option("--web-database", help="Reuse this database for the web benchmark (seeded "
+              "on first use, kept afterwards): large sizes are seeded once.")
 @click.option("--chunk-size", type=click.IntRange(100, 100_000), help="Ids per chunk.")
 @click.option(
     "--json",
@@ -84,6 +88,8 @@ def bench_command(
     store_ids: int | None,
     night_players: tuple[int, ...],
     web_players: int | None,
+    web_workers: int,
+    web_database: str | None,
     chunk_size: int | None,
     json_path: Path,
     chart: Path | None,
@@ -124,7 +130,10 @@ def bench_command(
             or list([(2_000, 10_000), (20_000, 100_000), (1_000_000, 5_000_000)][pick])
         ),
         "web": lambda: web.run(
-            players=sized(web_players, 2_000, 50_000, 5_000_000), seconds=(3.0, 20.0, 60.0)[pick]
+            players=sized(web_players, 2_000, 50_000, 5_000_000),
+            seconds=(3.0, 20.0, 60.0)[pick],
+            workers=web_workers,
+            database=web_database,
         ),
     }
     info = machine()

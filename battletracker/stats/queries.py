@@ -21,6 +21,7 @@ mean 422.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,7 @@ from .materialise import leaf_name, platform_filter_sql, platform_sql
 from .registry import default_registry
 
 __all__ = [
+    "BUILT_SQL",
     "MAX_AROUND",
     "MAX_DAYS",
     "MAX_LIMIT",
@@ -189,6 +191,11 @@ def _rank_col(platform: str) -> tuple[str, str]:
 _PLATFORM = platform_sql("e.account_id")
 
 
+#: The boards built so far, by board and window: a board never built has no table, so
+#: readers (this module's and the web app's async ones) ask before reading one.
+BUILT_SQL = "SELECT board, time_window FROM leaderboard_builds"
+
+
 #: (database, board, window) seen built. A board's table, once made, is only ever
 #: replaced by a new one (dropped only by a migration), so a reader asks once per
 #: process, not before every lookup: one round trip less per request.
@@ -252,16 +259,24 @@ def top(
     limit: int = 50,
 ) -> Page:
     """Entries ranked ``offset+1 .. offset+limit`` of a board on a platform."""
+    sql, params = top_sql(board, window, platform, offset=offset, limit=limit)
+    if not _built(session, board, window):
+        return top_page([], board, window, platform, offset=offset, limit=limit)
+    return top_page(session.execute(text(sql), params).all(), board, window, platform,
+                    offset=offset, limit=limit)
+
+
+def top_sql(board: str, window: str, platform: str, *, offset: int, limit: int
+            ) -> tuple[str, dict[str, Any]]:
+    """The statement of :func:`top` (checked arguments), for the sync and async readers;
+    run it only on a board built (:data:`BUILT_SQL`): a board never built has no table."""
     _board_args(board, window, platform)
     _check_range("offset", offset, 0, 2**31 - 1)
     _check_range("limit", limit, 1, MAX_LIMIT)
-    if not _built(session, board, window):
-        return Page(board, window, platform, [], 0, offset, limit, None)
     rank, where = _rank_col(platform)
     total_col = {"all": "b.total", "xbox": "b.total_xbox", "ps": "b.total_ps"}[platform]
-    rows = session.execute(
-        text(
-            f"""
+    return (
+        f"""
             SELECT b.as_of AS build_as_of, {total_col} AS build_total,
                    e.rank, e.account_id, e.nickname, e.platform, e.score, e.battles
             FROM leaderboard_builds b
@@ -274,10 +289,14 @@ def top(
                 ORDER BY {rank}
             ) e ON true
             WHERE b.board = :board AND b.time_window = :window
-            """
-        ),
+            """,
         {"board": board, "window": window, "offset": offset, "end": offset + limit},
-    ).all()
+    )
+
+
+def top_page(rows: Sequence[Any], board: str, window: str, platform: str, *, offset: int,
+             limit: int) -> Page:
+    """The :class:`Page` of :func:`top_sql`'s rows."""
     if not rows:
         return Page(board, window, platform, [], 0, offset, limit, None)
     entries = [_entry(r) for r in rows if r.account_id is not None]
@@ -287,22 +306,32 @@ def top(
 
 def rank_of(session: Session, board: str, window: str, platform: str, account_id: int) -> Entry:
     """The account's entry on a board; :class:`UnknownPlayer` if it is not ranked there."""
-    _board_args(board, window, platform)
-    rank, where = _rank_col(platform)
+    sql, params = rank_sql(board, window, platform, account_id)
     row = None
     if _built(session, board, window):
-        row = session.execute(
-            text(
-                f"""
+        row = session.execute(text(sql), params).one_or_none()
+    return rank_entry(row, board, window, platform, account_id)
+
+
+def rank_sql(board: str, window: str, platform: str, account_id: int
+             ) -> tuple[str, dict[str, Any]]:
+    """The statement of :func:`rank_of` (checked arguments; a built board only)."""
+    _board_args(board, window, platform)
+    rank, where = _rank_col(platform)
+    return (
+        f"""
                 SELECT {rank} AS rank, e.account_id, p.nickname, {_PLATFORM} AS platform,
                        e.score, e.battles
                 FROM {leaf_name(board, window)} e
                 LEFT JOIN players p ON p.account_id = e.account_id
                 WHERE e.account_id = :account_id{where}
-                """
-            ),
-            {"account_id": account_id},
-        ).one_or_none()
+                """,
+        {"account_id": account_id},
+    )
+
+
+def rank_entry(row: Any, board: str, window: str, platform: str, account_id: int) -> Entry:
+    """The :class:`Entry` of :func:`rank_sql`'s row; :class:`UnknownPlayer` when None."""
     if row is None:
         raise UnknownPlayer(
             f"account {account_id} is not ranked on {board}/{window}/{platform}"
@@ -324,14 +353,21 @@ def around(
     Near the top or the bottom of a board fewer than ``n`` exist on that side; the
     list is not shifted to make up for them.
     """
+    sql, params = around_sql(board, window, platform, account_id, n=n)
+    rows: Sequence[Any] = []
+    if _built(session, board, window):
+        rows = session.execute(text(sql), params).all()
+    return around_entries(rows, board, window, platform, account_id)
+
+
+def around_sql(board: str, window: str, platform: str, account_id: int, *, n: int
+               ) -> tuple[str, dict[str, Any]]:
+    """The statement of :func:`around` (checked arguments; a built board only)."""
     _board_args(board, window, platform)
     _check_range("n", n, 0, MAX_AROUND)
     rank, where = _rank_col(platform)
-    if not _built(session, board, window):
-        raise UnknownPlayer(f"account {account_id} is not ranked on {board}/{window}/{platform}")
-    rows = session.execute(
-        text(
-            f"""
+    return (
+        f"""
             WITH me AS (
                 SELECT {rank} AS r FROM {leaf_name(board, window)} e
                 WHERE e.account_id = :account_id{where}
@@ -350,10 +386,14 @@ def around(
             ) e
             LEFT JOIN players p ON p.account_id = e.account_id
             ORDER BY e.rank
-            """
-        ),
+            """,
         {"account_id": account_id, "n": n, "size": 2 * n + 1},
-    ).all()
+    )
+
+
+def around_entries(rows: Sequence[Any], board: str, window: str, platform: str,
+                   account_id: int) -> list[Entry]:
+    """The entries of :func:`around_sql`'s rows; :class:`UnknownPlayer` when none."""
     if not rows:
         raise UnknownPlayer(
             f"account {account_id} is not ranked on {board}/{window}/{platform}"
@@ -364,26 +404,39 @@ def around(
 def player_ranks(session: Session, account_id: int, *, window: str = "all") -> dict[str, Entry]:
     """The account's entry (rank over both platforms) on every board it is ranked on."""
     _check_window(window)
-    names = list(default_registry().scorers())
-    built = set(
-        session.execute(
-            text("SELECT board FROM leaderboard_builds WHERE time_window = :w"), {"w": window}
-        ).scalars()
-    )
+    built = {
+        board for board, built_window in session.execute(text(BUILT_SQL)).all()
+        if built_window == window
+    }
+    statement = player_ranks_sql(account_id, window=window, built=built)
+    if statement is None:
+        return {}
+    sql, params = statement
+    return player_ranks_of(session.execute(text(sql), params).all())
+
+
+def player_ranks_sql(account_id: int, *, window: str = "all", built: Collection[str]
+                     ) -> tuple[str, dict[str, Any]] | None:
+    """The statement of :func:`player_ranks` over the boards ``built`` over ``window``
+    (checked arguments); None when no board is built."""
+    _check_window(window)
     reads = [
         f"""SELECT '{name}' AS board, e.rank, e.account_id, p.nickname,
                    {_PLATFORM} AS platform, e.score, e.battles
             FROM {leaf_name(name, window)} e
             LEFT JOIN players p ON p.account_id = e.account_id
             WHERE e.account_id = :account_id"""
-        for name in names
+        for name in default_registry().scorers()
         if name in built
     ]
     if not reads:
-        return {}
-    rows = session.execute(
-        text(" UNION ALL ".join(reads)), {"account_id": account_id}
-    ).all()
+        return None
+    return " UNION ALL ".join(reads), {"account_id": account_id}
+
+
+def player_ranks_of(rows: Sequence[Any]) -> dict[str, Entry]:
+    """The entries of :func:`player_ranks_sql`'s rows, by board, in the boards' order."""
+    names = list(default_registry().scorers())
     found = {r.board: _entry(r) for r in rows}
     return {name: found[name] for name in names if name in found}
 
@@ -393,13 +446,21 @@ def player_ranks(session: Session, account_id: int, *, window: str = "all") -> d
 
 def player_stats(session: Session, account_id: int) -> PlayerStats:
     """Current counters and every stat handler's stats; :class:`UnknownPlayer` if none."""
-    row = session.execute(
-        text(
-            f"SELECT account_id, platform, nickname, created_at, last_battle_time, last_seen, "
-            f"{', '.join(COUNTERS)} FROM players WHERE account_id = :a"
-        ),
+    sql, params = player_stats_sql(account_id)
+    return player_stats_of(session.execute(text(sql), params).one_or_none(), account_id)
+
+
+def player_stats_sql(account_id: int) -> tuple[str, dict[str, Any]]:
+    """The statement of :func:`player_stats`."""
+    return (
+        f"SELECT account_id, platform, nickname, created_at, last_battle_time, last_seen, "
+        f"{', '.join(COUNTERS)} FROM players WHERE account_id = :a",
         {"a": account_id},
-    ).one_or_none()
+    )
+
+
+def player_stats_of(row: Any, account_id: int) -> PlayerStats:
+    """The :class:`PlayerStats` of :func:`player_stats_sql`'s row; UnknownPlayer when None."""
     if row is None:
         raise UnknownPlayer(f"no account {account_id}")
     counters = {c: int(getattr(row, c)) for c in COUNTERS}

@@ -18,11 +18,13 @@ from . import explorer, feed, login, operator_pages, ops, pages, reports
 from .api import nodes as nodes_api
 from .api import releases
 from .api import router as api_router
+from .asyncdb import AsyncReader
 from .auth import SessionCodec
 from .deps import State, gate
 from .errors import install_handlers
 from .hardening import PeerMiddleware, SecurityHeadersMiddleware
 from .metrics import MetricsMiddleware, build_registry
+from .pagecache import PageCache, PageCacheMiddleware
 from .passwords import PasswordChecker
 from .secret import check_secret_key
 from .sessions import SessionStore
@@ -60,11 +62,13 @@ def create_app(settings: Settings, *, extra_collectors: Iterable[Collector] = ()
     check_secret_key(settings.secret_key)
     sessions = sessionmaker_for(settings)
     passwords = PasswordChecker(settings.operators)
+    reader = AsyncReader(settings.database_url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         passwords.close()
+        await reader.close()
 
     app = FastAPI(
         title="battletracker",
@@ -82,10 +86,12 @@ def create_app(settings: Settings, *, extra_collectors: Iterable[Collector] = ()
         sessions=sessions,
         codec=SessionCodec(settings.secret_key, max_age=settings.session_max_age),
         store=SessionStore(sessions, max_age=settings.session_max_age),
-        throttle=LoginThrottle(per_address=settings.login_failures_per_address,
-                               per_account=settings.login_failures_per_account,
-                               window=settings.login_lockout_seconds),
+        throttle=LoginThrottle.for_workers(
+            per_address=settings.login_failures_per_address,
+            per_account=settings.login_failures_per_account,
+            window=settings.login_lockout_seconds, workers=settings.web_workers),
         passwords=passwords,
+        reader=reader,
     )
     app.state.wg_transport = wg_transport
     registry, http_metrics = build_registry(sessions, [NodeCollector(sessions), *extra_collectors])
@@ -104,6 +110,10 @@ def create_app(settings: Settings, *, extra_collectors: Iterable[Collector] = ()
     app.include_router(feed.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.state.page_cache = PageCache(reader.boards_version)
+    # inside the metrics and the security headers: a hit is counted and hardened alike
+    app.add_middleware(PageCacheMiddleware, cache=app.state.page_cache,
+                       enabled=lambda: not settings.guest_login)
     app.add_middleware(MetricsMiddleware, metrics=http_metrics)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(PeerMiddleware, trusted=settings.web_trusted_proxies)

@@ -17,9 +17,14 @@ __all__ = ["web_command"]
               help="Port (default: web_port).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="Config file (default: $BATTLETRACKER_CONFIG or ./battletracker.toml).")
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="Server processes (default: web_workers, 1); each gets 1/N of the "
+                   "login limits.")
+@click.option("--access-log/--no-access-log", default=True, show_default=True,
+              help="Log every request (a reverse proxy in front usually does already).")
 @click.pass_context
 def web_command(ctx: click.Context, host: str | None, port: int | None,
-                config_path: str | None) -> None:
+                config_path: str | None, workers: int | None, access_log: bool) -> None:
     """Serve the dashboard, the JSON API, /metrics and /healthz with uvicorn."""
     if ctx.invoked_subcommand is not None:
         return
@@ -37,10 +42,13 @@ def web_command(ctx: click.Context, host: str | None, port: int | None,
         check_secret_key(settings.secret_key)
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
+    if workers is not None:
+        settings = settings.replace(web_workers=workers)
+    config_path = config_path or ctx.find_root().ensure_object(dict).get("config")
     shown_host = host or settings.web_host
     shown_port = settings.web_port if port is None else port
     click.echo(f"battletracker web on http://{shown_host}:{shown_port}/")
-    serve(settings, host, port)
+    serve(settings, host, port, config_path=config_path, access_log=access_log)
 
 
 @web_command.command("new-secret")

@@ -12,8 +12,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from ..settings import Settings
+from .asyncdb import AsyncReader
 from .auth import ANONYMOUS, SESSION_COOKIE, Identity, SessionCodec
 from .passwords import PasswordChecker
 from .sessions import SessionStore
@@ -22,6 +24,7 @@ from .throttle import LoginThrottle
 __all__ = [
     "PUBLIC_PATHS",
     "PUBLIC_PREFIXES",
+    "AsyncDb",
     "DbSession",
     "LoginRequired",
     "OperatorRequired",
@@ -29,7 +32,9 @@ __all__ = [
     "State",
     "gate",
     "get_identity",
+    "get_reader",
     "get_session",
+    "identity_of",
     "operator",
     "reader",
     "session_token",
@@ -57,6 +62,7 @@ class State:
     store: SessionStore
     throttle: LoginThrottle
     passwords: PasswordChecker
+    reader: AsyncReader
 
 
 def state_of(request: Request) -> State:
@@ -74,6 +80,14 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 DbSession = Annotated[Session, Depends(get_session)]
+
+
+def get_reader(request: Request) -> AsyncReader:
+    """The async lookups of the hot routes (:mod:`.asyncdb`)."""
+    return state_of(request).reader
+
+
+AsyncDb = Annotated[AsyncReader, Depends(get_reader)]
 
 
 def session_token(request: Request) -> str | None:
@@ -98,6 +112,18 @@ def get_identity(request: Request) -> Identity:
     return identity
 
 
+async def identity_of(request: Request) -> Identity:
+    """:func:`get_identity` for async routes: the threadpool only when a cookie is held."""
+    cached = getattr(request.state, "identity", None)
+    if isinstance(cached, Identity):
+        return cached
+    if session_token(request) is None:
+        request.state.identity = ANONYMOUS
+        return ANONYMOUS
+    identity: Identity = await run_in_threadpool(get_identity, request)
+    return identity
+
+
 class LoginRequired(Exception):
     """The visitor must log in first (guest gate on, or an operator page)."""
 
@@ -114,8 +140,13 @@ def reader(request: Request) -> Identity:
     return identity
 
 
-def gate(request: Request) -> None:
-    """The app-wide guest gate: :func:`reader` for every route but :data:`PUBLIC_PATHS`."""
+async def gate(request: Request) -> None:
+    """The app-wide guest gate: :func:`reader` for every route but :data:`PUBLIC_PATHS`.
+
+    Async, so that an anonymous reader costs no trip through the threadpool: the
+    database is read (in the threadpool) only when the guest login is on and the
+    visitor holds a genuine session cookie.
+    """
     # the path the router matched (not a route's own template, which lacks any prefix
     # given to include_router: "/login" inside a prefixed router is not the login page)
     path: str = request.scope["path"]
@@ -124,8 +155,12 @@ def gate(request: Request) -> None:
         path = path[len(root):]
     if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
         return
-    if state_of(request).settings.guest_login:
-        reader(request)
+    if not state_of(request).settings.guest_login:
+        return
+    if session_token(request) is None:
+        request.state.identity = ANONYMOUS
+        raise LoginRequired(operator=False)
+    await run_in_threadpool(reader, request)
 
 
 def operator(request: Request) -> Identity:

@@ -11,7 +11,7 @@ from ..stats import queries
 from ..stats.interfaces import UnknownPlayer
 from . import chartdata, progress
 from .api.params import MAX_ACCOUNT_ID, AccountId, BoardName, PlatformParam, Window
-from .deps import DbSession, get_identity
+from .deps import AsyncDb, DbSession, get_identity, identity_of
 from .search import MAX_PREFIX, search_players
 from .templating import render
 
@@ -44,9 +44,9 @@ def boards(request: Request) -> Response:
 
 
 @router.get("/boards/{board}")
-def board(
+async def board(
     request: Request,
-    session: DbSession,
+    db: AsyncDb,
     board: BoardName,
     window: Window = "all",
     platform: PlatformParam = "all",
@@ -61,16 +61,16 @@ def board(
     if wanted is not None and not 1 <= wanted <= MAX_ACCOUNT_ID:
         wanted = None
     info = queries.board_info(board)
-    result = queries.top(session, board, window, platform,
-                         offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)
+    result = await db.top(board, window, platform, offset=(page - 1) * PAGE_SIZE,
+                          limit=PAGE_SIZE)
     pages = max((result.total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
-    me = get_identity(request)
+    me = await identity_of(request)
     focus = wanted if wanted is not None else me.account_id
     around: list[Any] = []
     not_ranked = False
     if focus is not None:
         try:
-            around = queries.around(session, board, window, platform, focus, n=5)
+            around = await db.around(board, window, platform, focus, n=5)
         except UnknownPlayer:
             not_ranked = wanted is not None
     return render(request, "board.html", {

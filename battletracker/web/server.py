@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import uvicorn
+from fastapi import FastAPI
 
 from ..pipeline.queues import QueueDepthCollector
-from ..settings import Settings
+from ..settings import Settings, load_settings
 from .app import create_app
 
-__all__ = ["ServerHandle", "serve", "serve_in_thread"]
+__all__ = ["ServerHandle", "serve", "serve_in_thread", "worker_app"]
 
 
 def _config(settings: Settings, host: str, port: int, **kwargs: object) -> uvicorn.Config:
@@ -22,10 +25,34 @@ def _config(settings: Settings, host: str, port: int, **kwargs: object) -> uvico
                           proxy_headers=False, server_header=False, **kwargs)  # type: ignore[arg-type]
 
 
-def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
-    """Serve in the foreground until interrupted."""
-    uvicorn.Server(_config(settings, host or settings.web_host,
-                           settings.web_port if port is None else port)).run()
+def serve(settings: Settings, host: str | None = None, port: int | None = None,
+          *, config_path: str | None = None, access_log: bool = True) -> None:
+    """Serve in the foreground until interrupted.
+
+    With ``settings.web_workers`` > 1, uvicorn's supervisor runs that many processes on
+    one socket; each builds its app from the same settings (:func:`worker_app`: the same
+    config file and environment, passed down through ``$BATTLETRACKER_CONFIG``).
+    """
+    host = host or settings.web_host
+    port = settings.web_port if port is None else port
+    if settings.web_workers <= 1:
+        uvicorn.Server(_config(settings, host, port, access_log=access_log)).run()
+        return
+    if config_path is not None:
+        os.environ["BATTLETRACKER_CONFIG"] = str(Path(config_path).resolve())
+    os.environ["BATTLETRACKER_WEB_WORKERS"] = str(settings.web_workers)
+    seen = load_settings()  # what each worker will load
+    if (seen.secret_key, seen.database_url) != (settings.secret_key, settings.database_url):
+        raise RuntimeError("the worker processes would not load the same settings")
+    uvicorn.run("battletracker.web.server:worker_app", factory=True, host=host, port=port,
+                workers=settings.web_workers, proxy_headers=False, server_header=False,
+                access_log=access_log)
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker process (``--workers``): settings from config and env."""
+    settings = load_settings()
+    return create_app(settings, extra_collectors=[QueueDepthCollector(settings)])
 
 
 @dataclass

@@ -4,7 +4,10 @@ Each attempt is counted *before* its password is checked (and forgiven when it
 succeeds), so a burst of parallel guesses cannot all slip through while the first ones
 are still being hashed. Past the limit an attempt is refused at once, without any
 hashing, until the oldest failure leaves the window. The counts live in this process:
-several web processes each keep their own (the limits then apply per process).
+with ``battletracker web --workers N`` each of the N processes keeps its own, so each
+gets 1/N of the configured limits (:meth:`LoginThrottle.for_workers`, rounded down, at
+least 1): whichever worker a guess lands on, all of them together never let through
+more than the configured number (unless a limit is below N: then N, one per worker).
 """
 
 from __future__ import annotations
@@ -42,6 +45,14 @@ class LoginThrottle:
         self.window = window
         self.clock = clock
         self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+
+    @classmethod
+    def for_workers(cls, *, per_address: int, per_account: int, window: float,
+                    workers: int = 1) -> LoginThrottle:
+        """The throttle of one of ``workers`` server processes: 1/N of each limit."""
+        n = max(1, workers)
+        return cls(per_address=max(1, per_address // n), per_account=max(1, per_account // n),
+                   window=window)
 
     def _recent(self, key: str, now: float) -> deque[float]:
         times = self._failures.get(key)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from ...stats import queries
-from ..deps import DbSession
+from ..deps import AsyncDb
 from .params import API_PREFIX, AccountId, BoardName, Limit, Offset, PlatformParam, Window
 from .schemas import BoardOut, EntryOut, PageOut, Problem
 
@@ -26,8 +26,8 @@ def boards() -> list[BoardOut]:
 
 
 @router.get("/{board}", response_model=PageOut, responses=NOT_FOUND)
-def top(
-    session: DbSession,
+async def top(
+    db: AsyncDb,
     board: BoardName,
     window: Window = "all",
     platform: PlatformParam = "all",
@@ -35,26 +35,25 @@ def top(
     limit: Limit = 50,
 ) -> PageOut:
     """One page of a board: ranks ``offset+1 .. offset+limit``, best first."""
-    return PageOut.of(queries.top(session, board, window, platform,
-                                  offset=offset, limit=limit))
+    return PageOut.of(await db.top(board, window, platform, offset=offset, limit=limit))
 
 
 @router.get("/{board}/rank/{account_id}", response_model=EntryOut, responses=NOT_FOUND)
-def rank(
-    session: DbSession,
+async def rank(
+    db: AsyncDb,
     board: BoardName,
     account_id: AccountId,
     window: Window = "all",
     platform: PlatformParam = "all",
 ) -> EntryOut:
     """A player's rank and score on a board; 404 when the player is not ranked there."""
-    return EntryOut.of(queries.rank_of(session, board, window, platform, account_id))
+    return EntryOut.of(await db.rank_of(board, window, platform, account_id))
 
 
 @router.get("/{board}/around/{account_id}", response_model=list[EntryOut],
             responses=NOT_FOUND)
-def around(
-    session: DbSession,
+async def around(
+    db: AsyncDb,
     board: BoardName,
     account_id: AccountId,
     window: Window = "all",
@@ -62,5 +61,4 @@ def around(
     n: Annotated[int, Query(ge=0, le=50, description="players on each side")] = 5,
 ) -> list[EntryOut]:
     """The player and up to ``n`` players ranked above and below, in rank order."""
-    return [EntryOut.of(e)
-            for e in queries.around(session, board, window, platform, account_id, n=n)]
+    return [EntryOut.of(e) for e in await db.around(board, window, platform, account_id, n=n)]

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from ...stats import queries
-from ..deps import DbSession
+from ..deps import AsyncDb, DbSession
 from ..search import search_players
 from .params import API_PREFIX, AccountId, Days, NicknamePrefix, PlatformParam
 from .schemas import ActivityOut, DayOut, EntryOut, PlayerMatchOut, PlayerOut, Problem
@@ -34,10 +34,9 @@ def search(
 
 
 @router.get("/players/{account_id}", response_model=PlayerOut, responses=NOT_FOUND)
-def player(session: DbSession, account_id: AccountId) -> PlayerOut:
+async def player(db: AsyncDb, account_id: AccountId) -> PlayerOut:
     """Current counters, every stat handler's stats and all-time ranks."""
-    stats = queries.player_stats(session, account_id)
-    ranks = queries.player_ranks(session, account_id)
+    stats, ranks = await db.player(account_id)
     out = PlayerOut.of(stats)
     out.ranks = {name: EntryOut.of(e) for name, e in ranks.items()}
     return out

@@ -66,3 +66,14 @@ def test_memory_stays_bounded(monkeypatch) -> None:  # type: ignore[no-untyped-d
     for i in range(200):
         t.begin(f"198.51.100.{i}", f"user{i}")
     assert len(t._failures) <= 50
+
+
+def test_workers_split_the_limits_so_all_together_never_exceed_them() -> None:
+    """``battletracker web --workers N``: each process counts alone, so each gets 1/N."""
+    t = LoginThrottle.for_workers(per_address=20, per_account=5, window=60, workers=2)
+    assert t.limits == {"addr": 10, "user": 2}
+    assert 2 * t.limits["addr"] <= 20 and 2 * t.limits["user"] <= 5
+    one = LoginThrottle.for_workers(per_address=20, per_account=5, window=60, workers=1)
+    assert one.limits == {"addr": 20, "user": 5}
+    many = LoginThrottle.for_workers(per_address=20, per_account=5, window=60, workers=8)
+    assert many.limits == {"addr": 2, "user": 1}  # never 0: a login must stay possible
