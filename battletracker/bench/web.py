@@ -159,10 +159,12 @@ def _database(players: int, days: int, name: str | None) -> Iterator[Settings]:
     with engine_for(settings).connect() as conn:
         have = conn.execute(text("SELECT count(*) FROM players")).scalar_one()
         built = conn.execute(text("SELECT count(*) FROM leaderboard_builds")).scalar_one()
-    if have != players or not built:
-        if have:
-            raise RuntimeError(f"database {name} holds {have} players, not {players}")
+    if have and have != players:
+        raise RuntimeError(f"database {name} holds {have} players, not {players}")
+    if not have:
         seed(settings)
+    elif not built:  # a migration dropped the boards (0010): build them again, only them
+        materialise(engine_for(settings), AS_OF)
     yield settings
 
 
