@@ -1,15 +1,19 @@
-"""Pacing of API requests: one limiter per application id, shared by a node's fetch tasks.
+"""Pacing of API requests: one pacer per application id, shared by a node's fetch tasks.
 
 The API counts requests per key per second, and does not say how. The strict reading --
-at most N requests in any sliding one-second window -- is the one to be safe under, so
-:class:`TokenBucket` paces evenly at the key's rate *and* never grants more than N
-requests within one second plus a ``margin``. The margin absorbs the jitter between the
-moment a request is granted here and the moment it reaches the API (scheduling, the
-network): with 20 ms a 20 rps key runs at 20/1.02 = 98 % of its budget.
+at most N requests in any sliding one-second window -- is the one to be safe under, and
+a client that keeps to it is safe under every looser reading too (a token bucket, whole
+seconds). :class:`KeyPacer` is that rule and nothing else: it remembers when the last N
+requests went on the wire, and the next one may go at ``oldest + 1 s + margin``. There
+is no even spacing on top: after a stall (a busy host, a slow chunk boundary) the slots
+that came due go at once, which the window allows, instead of being spread out and lost
+for good. The margin absorbs the jitter between the moment a request is counted here
+(its headers written) and the moment the API counts it: with 20 ms a 20 rps key runs at
+20/1.02 = 98 % of its budget.
 
-One limiter serves every fetch task of the process, each in its own thread and event
-loop (several chunks in progress keep requests flowing across chunk boundaries), so its
-state sits behind a thread lock and no lock is held while a task sleeps.
+One pacer serves every fetch task of the process (several chunks in progress keep
+requests flowing across chunk boundaries), so its state sits behind a thread lock and no
+lock is held while a task sleeps.
 """
 
 from __future__ import annotations
@@ -18,17 +22,16 @@ import asyncio
 import math
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["DEFAULT_MARGIN", "NoLimit", "RateLimiter", "TokenBucket"]
+__all__ = ["DEFAULT_MARGIN", "KeyPacer", "NoLimit", "RateLimiter", "TokenBucket"]
 
 #: Seconds added to the one-second window; see the module docstring for what it costs.
 DEFAULT_MARGIN = 0.02
-#: How far behind its schedule even pacing may catch up (a task woke late under load):
-#: the lost slots are granted back to back, the window rule still bounds every second.
-_CATCH_UP = 0.25
+#: How often a waiter looks again when every slot is held by a request not yet on the
+#: wire (a connection being set up): such a slot frees only once it has been sent.
+_UNSENT_POLL = 0.005
 
 
 class RateLimiter(Protocol):
@@ -40,7 +43,10 @@ class RateLimiter(Protocol):
         """Wait until one more request may be sent; returns the grant's stamp, if any."""
 
     def sent(self, stamp: float) -> None:
-        """The request granted at ``stamp`` went on the wire only now: count it from now."""
+        """The request granted at ``stamp`` is on the wire (or failed) now: count it from now.
+
+        Every grant is followed by exactly one call; until then the grant holds its slot.
+        """
 
     def slow_down(self) -> None:
         """The API said we went too fast: lower the rate."""
@@ -49,18 +55,22 @@ class RateLimiter(Protocol):
         """A request went through: the rate may creep back up."""
 
 
-class TokenBucket:
-    """Even pacing at ``rate`` requests/s, and at most ``floor(rate)`` per 1 s + ``margin``.
+class KeyPacer:
+    """At most ``floor(rate)`` sends in any ``1 s + margin``, each as early as that allows.
+
+    The log holds one entry per request of the current window: the grant's stamp until
+    :meth:`sent` moves it to when the request reached the wire (later, so the safe side).
+    A slot frees once its request has been *sent* and a window has passed since; a grant
+    whose request never left (an error before the headers went) is counted from when the
+    caller says so, never dropped.
 
     After a limit error the rate drops by ``backoff`` (not below ``min_share`` of the
     configured rate), and every ``recover_after`` successes it climbs 5 % back toward it.
     Under leases every node spends only its share, so a lone limit error is most likely
-    jitter that beat the margin: the drop is small and recovery takes seconds (at 20 rps
-    one error costs under half a second of the key's budget); repeated errors (another
-    node overspending) still drive the rate down to its floor. The rate
+    jitter that beat the margin: the drop is small and recovery takes seconds; repeated
+    errors (another node overspending) still drive the rate down to its floor. The rate
     drops at most once per ``calm`` seconds: the requests already in flight when the key
-    went over are refused too, and one overload must not count once per such request
-    (with 9 in flight it would take a 20 rps key down to its floor at once).
+    went over are refused too, and one overload must not count once per such request.
     """
 
     def __init__(
@@ -79,30 +89,44 @@ class TokenBucket:
             raise ValueError(f"rate must be > 0, got {rate}")
         if margin < 0:
             raise ValueError(f"margin must be >= 0, got {margin}")
-        self.configured = rate
         self.margin = margin
         self._backoff = backoff
-        self._floor = rate * min_share
+        self._min_share = min_share
         self._recover_after = recover_after
         self._calm = calm
         self._calm_until = float("-inf")
+        self._hold_until = float("-inf")
         self._clock = clock
         self._sleep = sleep
-        self._next = float("-inf")
         self._streak = 0
         self._state = threading.Lock()
         self._loop_locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
-        self._granted: deque[float] = deque()
+        #: the requests of the window, ascending by stamp
+        self._log: list[_Entry] = []
         self.slowdowns = 0
+        self.configured = rate
         self._set_rate(rate)
 
     def _set_rate(self, rate: float) -> None:
         self.rate = rate
-        #: at most ``per_window`` grants within ``window`` seconds (1 s, or longer below 1 rps)
+        #: at most ``per_window`` sends within ``window`` seconds (1 s, or longer below 1 rps)
         self.per_window = max(1, math.floor(rate + 1e-9))
         self.window = max(1.0, self.per_window / rate) + self.margin
-        while len(self._granted) > self.per_window:
-            self._granted.popleft()
+
+    def reconfigure(self, rate: float) -> None:
+        """A new configured rate (a lease's new share), keeping the window's history.
+
+        Replacing the pacer instead would forget the requests of the last second and let
+        a full window go at once on top of them; chunks already running share this one.
+        """
+        if rate <= 0:
+            raise ValueError(f"rate must be > 0, got {rate}")
+        with self._state:
+            if rate == self.configured:
+                return
+            self.configured = rate
+            self._streak = 0
+            self._set_rate(rate)
 
     def _loop_lock(self) -> asyncio.Lock:
         # One waiter per event loop polls the shared state; the others queue behind it.
@@ -120,17 +144,21 @@ class TokenBucket:
         """(0, stamp): granted now; (wait, 0): ask again after ``wait`` seconds."""
         with self._state:
             now = self._clock()
-            # behind schedule by a little: catch up; by more (idle): start afresh
-            base = self._next if self._next >= now - _CATCH_UP else now
-            earliest = base
-            if len(self._granted) >= self.per_window:
-                earliest = max(earliest, self._granted[0] + self.window)
-            if earliest > now:
-                return earliest - now, 0.0
-            self._next = base + 1.0 / self.rate
-            self._granted.append(now)
-            if len(self._granted) > self.per_window:
-                self._granted.popleft()
+            gone = now - self.window
+            log = self._log
+            # sent requests older than a window no longer count; unsent ones always do
+            if log and log[0].stamp <= gone:
+                log[:] = [e for e in log if not e.sent or e.stamp > gone]
+            if now < self._hold_until:
+                return self._hold_until - now, 0.0
+            excess = len(log) - self.per_window
+            if excess >= 0:
+                # (excess + 1) sent requests must leave the window; unsent ones cannot
+                sent = [e.stamp for e in log if e.sent]
+                if len(sent) > excess:
+                    return sent[excess] + self.window - now, 0.0
+                return _UNSENT_POLL, 0.0
+            log.append(_Entry(now))
             return 0.0, now
 
     async def acquire(self) -> float:
@@ -142,24 +170,23 @@ class TokenBucket:
                 await self._sleep(wait)  # type: ignore[misc]
 
     def sent(self, stamp: float) -> None:
-        """Move the grant ``stamp`` to now: a new connection or a busy loop held it back.
+        """The request granted at ``stamp`` reached the wire now: it counts from now.
 
-        The window rule then counts the request from when the API sees it, so a request
-        delayed by connection set-up cannot share a second with ``per_window`` others.
+        A request held back by connection set-up or a busy loop then cannot share a
+        window with ``per_window`` others; unknown or repeated stamps change nothing.
         """
         with self._state:
             now = self._clock()
-            if now <= stamp:
-                return
-            granted = self._granted
-            for i in range(len(granted) - 1, -1, -1):
-                if granted[i] == stamp:
-                    del granted[i]
-                    # keep the deque ordered: the oldest grant decides the next wait
-                    j = len(granted)
-                    while j > 0 and granted[j - 1] > now:
+            log = self._log
+            for i in range(len(log) - 1, -1, -1):
+                entry = log[i]
+                if entry.stamp == stamp and not entry.sent:
+                    del log[i]
+                    entry.stamp, entry.sent = max(now, stamp), True
+                    j = len(log)
+                    while j > 0 and log[j - 1].stamp > entry.stamp:
                         j -= 1
-                    granted.insert(j, now)
+                    log.insert(j, entry)
                     return
 
     def slow_down(self) -> None:
@@ -170,9 +197,9 @@ class TokenBucket:
             if now < self._calm_until:
                 return  # the same overload, answered to a request sent before the last drop
             self._calm_until = now + self._calm
-            self._set_rate(max(self._floor, self.rate * self._backoff))
+            self._set_rate(max(self.configured * self._min_share, self.rate * self._backoff))
             # leave a gap: the requests already in flight count against this second too
-            self._next = max(self._next, now) + 1.0 / self.rate
+            self._hold_until = now + 1.0 / self.rate
 
     def succeeded(self) -> None:
         with self._state:
@@ -182,6 +209,20 @@ class TokenBucket:
             if self._streak >= self._recover_after:
                 self._streak = 0
                 self._set_rate(min(self.configured, self.rate * 1.05))
+
+
+class _Entry:
+    """One request of a pacer's window: when it was granted, or sent once ``sent``."""
+
+    __slots__ = ("sent", "stamp")
+
+    def __init__(self, stamp: float) -> None:
+        self.stamp = stamp
+        self.sent = False
+
+
+#: The former name (the class was a token bucket with a window rule on top).
+TokenBucket = KeyPacer
 
 
 class NoLimit:
