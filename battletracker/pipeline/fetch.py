@@ -110,12 +110,12 @@ def _once(limiter: RateLimiter, stamp: float | None) -> Callable[[], None]:
 
 
 async def _request(
-    slot: KeySlot, ids: list[int], policy: RetryPolicy, stats: FetchStats
+    slot: KeySlot, ids: list[int], policy: RetryPolicy, stats: FetchStats, priority: float
 ) -> list[Row]:
     """One batch, retried by error class; a malformed account is a bad (transient) answer."""
     transient = limits = 0
     while True:
-        stamp = await slot.limiter.acquire()
+        stamp = await slot.limiter.acquire(priority)
         stats.requests += 1
         on_send = _once(slot.limiter, stamp)
         try:
@@ -174,7 +174,7 @@ async def fetch_chunk(
                 continue
             ids = pending.popleft()
             try:
-                rows = await _request(slot, ids, policy, stats)
+                rows = await _request(slot, ids, policy, stats, started)
             except KeyUnusable:
                 pending.appendleft(ids)
                 changed.set()

@@ -13,12 +13,19 @@ for good. The margin absorbs the jitter between the moment a request is counted 
 
 One pacer serves every fetch task of the process (several chunks in progress keep
 requests flowing across chunk boundaries), so its state sits behind a thread lock and no
-lock is held while a task sleeps.
+lock is held while a task sleeps. Waiters are served by ``priority`` (the fetcher passes
+its chunk's start): the oldest chunk takes the budget until its last batch is out, so
+chunks finish one after another and the next one's requests are already waiting while
+the last answers of the one before are in flight -- chunks started together would
+otherwise share the budget, finish together, and leave the key idle across the gap
+before the next ones start.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import math
 import threading
 import time
@@ -39,8 +46,9 @@ class RateLimiter(Protocol):
 
     rate: float
 
-    async def acquire(self) -> float | None:
-        """Wait until one more request may be sent; returns the grant's stamp, if any."""
+    async def acquire(self, priority: float = 0.0) -> float | None:
+        """Wait until one more request may be sent (lowest ``priority`` first); returns the
+        grant's stamp, if any."""
 
     def sent(self, stamp: float) -> None:
         """The request granted at ``stamp`` is on the wire (or failed) now: count it from now.
@@ -100,7 +108,7 @@ class KeyPacer:
         self._sleep = sleep
         self._streak = 0
         self._state = threading.Lock()
-        self._loop_locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+        self._gates: dict[asyncio.AbstractEventLoop, _Gate] = {}
         #: the requests of the window, ascending by stamp
         self._log: list[_Entry] = []
         self.slowdowns = 0
@@ -128,17 +136,15 @@ class KeyPacer:
             self._streak = 0
             self._set_rate(rate)
 
-    def _loop_lock(self) -> asyncio.Lock:
+    def _gate(self) -> _Gate:
         # One waiter per event loop polls the shared state; the others queue behind it.
         loop = asyncio.get_running_loop()
         with self._state:
-            lock = self._loop_locks.get(loop)
-            if lock is None:
-                self._loop_locks = {
-                    lp: lk for lp, lk in self._loop_locks.items() if not lp.is_closed()
-                }
-                lock = self._loop_locks[loop] = asyncio.Lock()
-            return lock
+            gate = self._gates.get(loop)
+            if gate is None:
+                self._gates = {lp: g for lp, g in self._gates.items() if not lp.is_closed()}
+                gate = self._gates[loop] = _Gate()
+            return gate
 
     def _try_grant(self) -> tuple[float, float]:
         """(0, stamp): granted now; (wait, 0): ask again after ``wait`` seconds."""
@@ -161,13 +167,17 @@ class KeyPacer:
             log.append(_Entry(now))
             return 0.0, now
 
-    async def acquire(self) -> float:
-        async with self._loop_lock():
+    async def acquire(self, priority: float = 0.0) -> float:
+        gate = self._gate()
+        await gate.enter(priority)
+        try:
             while True:
                 wait, stamp = self._try_grant()
                 if wait <= 0:
                     return stamp
                 await self._sleep(wait)  # type: ignore[misc]
+        finally:
+            gate.leave()
 
     def sent(self, stamp: float) -> None:
         """The request granted at ``stamp`` reached the wire now: it counts from now.
@@ -211,6 +221,36 @@ class KeyPacer:
                 self._set_rate(min(self.configured, self.rate * 1.05))
 
 
+class _Gate:
+    """A lock of one event loop handed to the waiter of lowest priority (then FIFO)."""
+
+    def __init__(self) -> None:
+        self._busy = False
+        self._waiters: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+
+    async def enter(self, priority: float) -> None:
+        if not self._busy and not self._waiters:
+            self._busy = True
+            return
+        future = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (priority, next(self._order), future))
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.leave()  # handed the gate just as it was cancelled: pass it on
+            raise
+
+    def leave(self) -> None:
+        while self._waiters:
+            future = heapq.heappop(self._waiters)[2]
+            if not future.done():
+                future.set_result(None)  # the gate stays busy: it changes hands
+                return
+        self._busy = False
+
+
 class _Entry:
     """One request of a pacer's window: when it was granted, or sent once ``sent``."""
 
@@ -230,7 +270,7 @@ class NoLimit:
 
     rate = float("inf")
 
-    async def acquire(self) -> None:
+    async def acquire(self, priority: float = 0.0) -> None:
         return None
 
     def sent(self, stamp: float) -> None:

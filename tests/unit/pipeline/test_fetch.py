@@ -50,7 +50,7 @@ class SpyLimiter:
     def __init__(self) -> None:
         self.acquired = self.slowdowns = self.successes = 0
 
-    async def acquire(self) -> None:
+    async def acquire(self, priority: float = 0.0) -> None:
         self.acquired += 1
 
     def sent(self, stamp: float) -> None:
