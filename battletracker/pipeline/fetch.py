@@ -22,6 +22,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from .. import validation
@@ -118,9 +119,17 @@ async def _request(
         stamp = await slot.limiter.acquire(priority)
         stats.requests += 1
         on_send = _once(slot.limiter, stamp)
+        before_send = None
+        if stamp is not None:
+            before_send = partial(slot.limiter.wire, stamp)
+            if not getattr(slot.client, "gates_at_wire", False):
+                await before_send()  # no hook at the wire: wait for the slot here
+                before_send = None
         try:
             try:
-                info = await slot.client.account_info(ids, on_send=on_send)
+                info = await slot.client.account_info(
+                    ids, on_send=on_send, before_send=before_send
+                )
             finally:
                 on_send()  # failed before (or without) the trace: count it from now
             rows = [account_row(i, obj) for i, obj in info.items() if obj is not None]

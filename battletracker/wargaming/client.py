@@ -8,7 +8,7 @@ else, so the pipeline never imports httpx. Tests and the demo pass a ``transport
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import httpx
@@ -33,13 +33,19 @@ ACCOUNT_FIELDS: tuple[str, ...] = (
 AccountInfo = dict[int, dict[str, Any] | None]
 
 
-def _on_wire(on_send: Callable[[], None] | None) -> dict[str, Any]:
-    """httpcore's trace hook, reduced to "the request headers went out just now"."""
-    if on_send is None:
+def _on_wire(
+    on_send: Callable[[], None] | None,
+    before_send: Callable[[], Awaitable[None]] | None = None,
+) -> dict[str, Any]:
+    """httpcore's trace hook, reduced to "the headers go out now" (``before_send``, awaited
+    with the connection ready) and "the request headers went out just now"."""
+    if on_send is None and before_send is None:
         return {}
 
     async def trace(event: str, info: dict[str, Any]) -> None:
-        if event.endswith("send_request_headers.complete"):
+        if before_send is not None and event.endswith("send_request_headers.started"):
+            await before_send()
+        elif on_send is not None and event.endswith("send_request_headers.complete"):
             on_send()
 
     return {"trace": trace}
@@ -61,6 +67,8 @@ class WargamingClient:
             base_url += "/"
         self.app_id = app_id
         self.endpoint = base_url + "account/info/"
+        #: ``before_send`` is honoured (httpcore's trace); a custom transport may not call it
+        self.gates_at_wire = transport is None
         self._http = httpx.AsyncClient(
             timeout=timeout,
             transport=transport,
@@ -83,11 +91,13 @@ class WargamingClient:
         fields: Sequence[str] = ACCOUNT_FIELDS,
         *,
         on_send: Callable[[], None] | None = None,
+        before_send: Callable[[], Awaitable[None]] | None = None,
     ) -> AccountInfo:
         """Fetch up to 100 accounts; every id asked is in the answer (None: no account).
 
         ``on_send`` is called once the request's headers are on the wire (after any
-        connection set-up and queueing), so a rate limiter can count it when the API will.
+        connection set-up and queueing), so a rate limiter can count it when the API will;
+        ``before_send`` is awaited just before they are written (see ``gates_at_wire``).
         """
         ids = list(dict.fromkeys(account_ids))
         if not ids or len(ids) > MAX_IDS:
@@ -99,7 +109,7 @@ class WargamingClient:
         }
         try:
             response = await self._http.post(
-                self.endpoint, data=params, extensions=_on_wire(on_send)
+                self.endpoint, data=params, extensions=_on_wire(on_send, before_send)
             )
         except httpx.TimeoutException as exc:
             raise TransportError(

@@ -39,6 +39,8 @@ DEFAULT_MARGIN = 0.02
 #: How often a waiter looks again when every slot is held by a request not yet on the
 #: wire (a connection being set up): such a slot frees only once it has been sent.
 _UNSENT_POLL = 0.005
+#: A wait shorter than this is none (a clock may not move for it).
+_RESOLUTION = 1e-6
 
 
 class RateLimiter(Protocol):
@@ -49,6 +51,10 @@ class RateLimiter(Protocol):
     async def acquire(self, priority: float = 0.0) -> float | None:
         """Wait until one more request may be sent (lowest ``priority`` first); returns the
         grant's stamp, if any."""
+
+    async def wire(self, stamp: float) -> None:
+        """Wait until the request granted at ``stamp`` may be written (the grant may come
+        up to ``lead`` seconds early); call it just before the headers are written."""
 
     def sent(self, stamp: float) -> None:
         """The request granted at ``stamp`` is on the wire (or failed) now: count it from now.
@@ -90,6 +96,7 @@ class KeyPacer:
         min_share: float = 0.2,
         recover_after: int = 50,
         calm: float = 1.0,
+        lead: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] = asyncio.sleep,
     ) -> None:
@@ -98,6 +105,8 @@ class KeyPacer:
         if margin < 0:
             raise ValueError(f"margin must be >= 0, got {margin}")
         self.margin = margin
+        #: how early a grant may come; its request then waits at the wire (:meth:`wire`)
+        self.lead = max(0.0, lead)
         self._backoff = backoff
         self._min_share = min_share
         self._recover_after = recover_after
@@ -158,14 +167,22 @@ class KeyPacer:
             if now < self._hold_until:
                 return self._hold_until - now, 0.0
             excess = len(log) - self.per_window
+            at = now
             if excess >= 0:
                 # (excess + 1) sent requests must leave the window; unsent ones cannot
                 sent = [e.stamp for e in log if e.sent]
-                if len(sent) > excess:
-                    return sent[excess] + self.window - now, 0.0
-                return _UNSENT_POLL, 0.0
-            log.append(_Entry(now))
-            return 0.0, now
+                if len(sent) <= excess:
+                    return _UNSENT_POLL, 0.0
+                at = sent[excess] + self.window
+                if at - now > self.lead + _RESOLUTION:
+                    return at - now - self.lead, 0.0
+            # granted for ``at`` (now, or up to ``lead`` ahead): the request goes no earlier
+            entry = _Entry(at)
+            j = len(log)
+            while j > 0 and log[j - 1].stamp > at:
+                j -= 1
+            log.insert(j, entry)
+            return 0.0, at
 
     async def acquire(self, priority: float = 0.0) -> float:
         gate = self._gate()
@@ -178,6 +195,11 @@ class KeyPacer:
                 await self._sleep(wait)  # type: ignore[misc]
         finally:
             gate.leave()
+
+    async def wire(self, stamp: float) -> None:
+        wait = stamp - self._clock()
+        if wait > 0:
+            await self._sleep(wait)  # type: ignore[misc]
 
     def sent(self, stamp: float) -> None:
         """The request granted at ``stamp`` reached the wire now: it counts from now.
@@ -271,6 +293,9 @@ class NoLimit:
     rate = float("inf")
 
     async def acquire(self, priority: float = 0.0) -> None:
+        return None
+
+    async def wire(self, stamp: float) -> None:
         return None
 
     def sent(self, stamp: float) -> None:

@@ -53,6 +53,9 @@ class SpyLimiter:
     async def acquire(self, priority: float = 0.0) -> None:
         self.acquired += 1
 
+    async def wire(self, stamp: float) -> None:
+        raise AssertionError("no grant stamp, nothing to wait for")
+
     def sent(self, stamp: float) -> None:
         raise AssertionError("an in-process transport has no wire to report")
 
