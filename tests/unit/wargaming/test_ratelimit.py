@@ -373,3 +373,25 @@ def test_a_new_rate_keeps_the_windows_history() -> None:
     limiter.reconfigure(20.0)  # a larger share: ten more in the same window, no more
     stamps = acquire_times(limiter, fake, 11, parallel=True)
     assert stamps == pytest.approx([1001.02] * 10 + [1002.04])
+
+
+def test_a_lead_grants_early_and_the_wire_waits_for_the_slot() -> None:
+    """With ``lead`` the request may set off early; :meth:`wire` holds it until its slot."""
+    fake = FakeTime()
+    limiter = KeyPacer(2.0, margin=0.0, lead=0.3, clock=fake.clock, sleep=fake.sleep)
+
+    async def go() -> list[tuple[float, float, float]]:
+        out = []
+        for _ in range(4):
+            stamp = await limiter.acquire()
+            granted = fake.now
+            await limiter.wire(stamp)
+            limiter.sent(stamp)
+            out.append((granted, stamp, fake.now))
+        return out
+
+    got = asyncio.run(go())
+    granted, stamps, wired = zip(*got, strict=True)
+    assert stamps == pytest.approx((1000.0, 1000.0, 1001.0, 1001.0))
+    assert granted == pytest.approx((1000.0, 1000.0, 1000.7, 1001.0))  # 0.3 s early
+    assert wired == pytest.approx(stamps)  # never on the wire before its slot
