@@ -38,14 +38,15 @@ def _on_wire(
     before_send: Callable[[], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
     """httpcore's trace hook, reduced to "the headers go out now" (``before_send``, awaited
-    with the connection ready) and "the request headers went out just now"."""
+    with the connection ready) and "the whole request went out just now" (``on_send``:
+    after the body, written separately, so no part of it reaches the API later)."""
     if on_send is None and before_send is None:
         return {}
 
     async def trace(event: str, info: dict[str, Any]) -> None:
         if before_send is not None and event.endswith("send_request_headers.started"):
             await before_send()
-        elif on_send is not None and event.endswith("send_request_headers.complete"):
+        elif on_send is not None and event.endswith("send_request_body.complete"):
             on_send()
 
     return {"trace": trace}
@@ -95,7 +96,7 @@ class WargamingClient:
     ) -> AccountInfo:
         """Fetch up to 100 accounts; every id asked is in the answer (None: no account).
 
-        ``on_send`` is called once the request's headers are on the wire (after any
+        ``on_send`` is called once the request (headers and body) is on the wire (after any
         connection set-up and queueing), so a rate limiter can count it when the API will;
         ``before_send`` is awaited just before they are written (see ``gates_at_wire``).
         """

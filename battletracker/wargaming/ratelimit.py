@@ -7,9 +7,10 @@ seconds). :class:`KeyPacer` is that rule and nothing else: it remembers when the
 requests went on the wire, and the next one may go at ``oldest + 1 s + margin``. There
 is no even spacing on top: after a stall (a busy host, a slow chunk boundary) the slots
 that came due go at once, which the window allows, instead of being spread out and lost
-for good. The margin absorbs the jitter between the moment a request is counted here
-(its headers written) and the moment the API counts it: with 20 ms a 20 rps key runs at
-20/1.02 = 98 % of its budget.
+for good. A request is counted here once all of it is written (so no part of it reaches
+the API later than counted), which leaves the margin only the network's jitter between
+two requests a second apart: with 10 ms a 20 rps key runs at 20/1.01 = 99 % of its
+budget at best.
 
 One pacer serves every fetch task of the process (several chunks in progress keep
 requests flowing across chunk boundaries), so its state sits behind a thread lock and no
@@ -35,7 +36,7 @@ from typing import Protocol
 __all__ = ["DEFAULT_MARGIN", "KeyPacer", "NoLimit", "RateLimiter", "TokenBucket"]
 
 #: Seconds added to the one-second window; see the module docstring for what it costs.
-DEFAULT_MARGIN = 0.02
+DEFAULT_MARGIN = 0.01
 #: How often a waiter looks again when every slot is held by a request not yet on the
 #: wire (a connection being set up): such a slot frees only once it has been sent.
 _UNSENT_POLL = 0.005
