@@ -185,7 +185,7 @@ class Settings:
     # -- performance (issue 16) --
     #: Seconds a key's one-second window is widened by on the node, against jitter
     #: between a request leaving and the API counting it (see wargaming/ratelimit.py).
-    fetch_rate_margin: float = 0.02
+    fetch_rate_margin: float = 0.01
     #: Where this config came from, for messages.
     source: str = field(default="defaults", compare=False)
 

@@ -20,8 +20,9 @@ import math
 import random
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from .. import validation
@@ -72,13 +73,15 @@ class FetchStats:
     dead_keys: list[str] = field(default_factory=list)
 
 
-def concurrency_for(rate: float, latency: float = 0.75) -> int:
+def concurrency_for(rate: float, latency: float = 1.0) -> int:
     """Requests to keep in flight so that ``rate`` is reached at ``latency`` s per answer.
 
-    The assumed latency is generous (the API answers in 0.1-0.3 s): the bucket does the
-    pacing, so spare slots cost an idle connection, while too few lose budget for good.
+    The pacer lets a whole window's requests go at once after a stall, and no more than
+    that can be in flight while answers take under a second: a window's worth (plus two
+    for retries) never holds a due request back. Spare slots cost an idle coroutine;
+    too few lose budget for good.
     """
-    return max(2, min(32, math.ceil(rate * latency) + 2))
+    return max(2, min(64, math.ceil(rate * latency) + 2))
 
 
 def account_row(account_id: int, obj: dict[str, Any]) -> Row:
@@ -94,21 +97,41 @@ def account_row(account_id: int, obj: dict[str, Any]) -> Row:
         raise BadResponse(str(exc)) from None
 
 
+def _once(limiter: RateLimiter, stamp: float | None) -> Callable[[], None]:
+    """``limiter.sent(stamp)`` on the first call only: every grant is sent exactly once."""
+    done = stamp is None
+
+    def on_send() -> None:
+        nonlocal done
+        if not done:
+            done = True
+            limiter.sent(stamp)  # type: ignore[arg-type]
+
+    return on_send
+
+
 async def _request(
-    slot: KeySlot, ids: list[int], policy: RetryPolicy, stats: FetchStats
+    slot: KeySlot, ids: list[int], policy: RetryPolicy, stats: FetchStats, priority: float
 ) -> list[Row]:
     """One batch, retried by error class; a malformed account is a bad (transient) answer."""
     transient = limits = 0
     while True:
-        stamp = await slot.limiter.acquire()
+        stamp = await slot.limiter.acquire(priority)
         stats.requests += 1
-
-        def on_send(stamp: float | None = stamp) -> None:
-            if stamp is not None:
-                slot.limiter.sent(stamp)
-
+        on_send = _once(slot.limiter, stamp)
+        before_send = None
+        if stamp is not None:
+            before_send = partial(slot.limiter.wire, stamp)
+            if not getattr(slot.client, "gates_at_wire", False):
+                await before_send()  # no hook at the wire: wait for the slot here
+                before_send = None
         try:
-            info = await slot.client.account_info(ids, on_send=on_send)
+            try:
+                info = await slot.client.account_info(
+                    ids, on_send=on_send, before_send=before_send
+                )
+            finally:
+                on_send()  # failed before (or without) the trace: count it from now
             rows = [account_row(i, obj) for i, obj in info.items() if obj is not None]
         except RequestLimitExceeded as exc:
             limits += 1
@@ -147,6 +170,7 @@ async def fetch_chunk(
     outstanding = len(pending)
     found: list[Row] = []
     stats = FetchStats()
+    changed = asyncio.Event()  # a batch was done or handed back
 
     async def worker(slot: KeySlot) -> None:
         nonlocal outstanding
@@ -154,13 +178,15 @@ async def fetch_chunk(
             if not pending:
                 if outstanding == 0:
                     return
-                await asyncio.sleep(0.02)  # another worker may hand a batch back
+                changed.clear()  # another worker may hand a batch back: wait, no polling
+                await changed.wait()
                 continue
             ids = pending.popleft()
             try:
-                rows = await _request(slot, ids, policy, stats)
+                rows = await _request(slot, ids, policy, stats, started)
             except KeyUnusable:
                 pending.appendleft(ids)
+                changed.set()
                 if not slot.dead:
                     slot.dead = True
                     stats.dead_keys.append(slot.app_id)
@@ -170,6 +196,7 @@ async def fetch_chunk(
                 return
             found.extend(rows)
             outstanding -= 1
+            changed.set()
 
     try:
         async with asyncio.TaskGroup() as group:

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from ..settings import Settings
 from ..wargaming.client import WargamingClient
-from ..wargaming.ratelimit import TokenBucket
+from ..wargaming.ratelimit import KeyPacer
 from .fetch import KeySlot, concurrency_for, fetch_chunk
 from .result import ChunkSpec, FetchResult
 
@@ -27,7 +27,12 @@ __all__ = ["fetch_on_node", "forget_keys", "mark_dead", "run_on_node_loop", "slo
 
 T = TypeVar("T")
 
-_BUCKETS: dict[str, TokenBucket] = {}
+#: How early a lasting pacer grants: the request goes through the HTTP client meanwhile
+#: and waits at the wire for its slot (``WargamingClient.account_info``'s ``before_send``),
+#: so the client's own path (and the loop's other work) is not added to every slot's cycle.
+WIRE_LEAD = 0.03
+
+_BUCKETS: dict[str, KeyPacer] = {}
 _DEAD: set[str] = set()
 _LOCK = threading.Lock()
 #: (api url, app id, timeout) -> a client living on the node loop
@@ -51,11 +56,16 @@ def run_on_node_loop(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run_coroutine_threadsafe(coro, _node_loop()).result()
 
 
-def _bucket(app_id: str, rps: float, margin: float) -> TokenBucket:
+def _bucket(app_id: str, rps: float, margin: float) -> KeyPacer:
+    """The key's one pacer in this process; a new rate (a lease's new share) is applied to
+    it in place, so the chunks already running follow it and the last second's requests
+    still count (a second pacer would spend a whole window on top of the first)."""
     with _LOCK:
         bucket = _BUCKETS.get(app_id)
-        if bucket is None or bucket.configured != rps or bucket.margin != margin:
-            bucket = _BUCKETS[app_id] = TokenBucket(rps, margin=margin)
+        if bucket is None or bucket.margin != margin:
+            bucket = _BUCKETS[app_id] = KeyPacer(rps, margin=margin, lead=WIRE_LEAD)
+        else:
+            bucket.reconfigure(rps)
         return bucket
 
 

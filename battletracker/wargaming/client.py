@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import httpx
@@ -34,13 +34,20 @@ ACCOUNT_FIELDS: tuple[str, ...] = (
 AccountInfo = dict[int, dict[str, Any] | None]
 
 
-def _on_wire(on_send: Callable[[], None] | None) -> dict[str, Any]:
-    """httpcore's trace hook, reduced to "the request headers went out just now"."""
-    if on_send is None:
+def _on_wire(
+    on_send: Callable[[], None] | None,
+    before_send: Callable[[], Awaitable[None]] | None = None,
+) -> dict[str, Any]:
+    """httpcore's trace hook, reduced to "the headers go out now" (``before_send``, awaited
+    with the connection ready) and "the whole request went out just now" (``on_send``:
+    after the body, written separately, so no part of it reaches the API later)."""
+    if on_send is None and before_send is None:
         return {}
 
     async def trace(event: str, info: dict[str, Any]) -> None:
-        if event.endswith("send_request_headers.complete"):
+        if before_send is not None and event.endswith("send_request_headers.started"):
+            await before_send()
+        elif on_send is not None and event.endswith("send_request_body.complete"):
             on_send()
 
     return {"trace": trace}
@@ -62,6 +69,8 @@ class WargamingClient:
             base_url += "/"
         self.app_id = app_id
         self.endpoint = base_url + "account/info/"
+        #: ``before_send`` is honoured (httpcore's trace); a custom transport may not call it
+        self.gates_at_wire = transport is None
         self._http = httpx.AsyncClient(
             timeout=timeout,
             transport=transport,
@@ -104,11 +113,13 @@ class WargamingClient:
         fields: Sequence[str] = ACCOUNT_FIELDS,
         *,
         on_send: Callable[[], None] | None = None,
+        before_send: Callable[[], Awaitable[None]] | None = None,
     ) -> AccountInfo:
         """Fetch up to 100 accounts; every id asked is in the answer (None: no account).
 
-        ``on_send`` is called once the request's headers are on the wire (after any
-        connection set-up and queueing), so a rate limiter can count it when the API will.
+        ``on_send`` is called once the request (headers and body) is on the wire (after any
+        connection set-up and queueing), so a rate limiter can count it when the API will;
+        ``before_send`` is awaited just before they are written (see ``gates_at_wire``).
         """
         ids = list(dict.fromkeys(account_ids))
         if not ids or len(ids) > MAX_IDS:
@@ -121,7 +132,7 @@ class WargamingClient:
         try:
             async with self._slots:
                 response = await self._http.post(
-                    self.endpoint, data=params, extensions=_on_wire(on_send)
+                    self.endpoint, data=params, extensions=_on_wire(on_send, before_send)
                 )
         except httpx.TimeoutException as exc:
             raise TransportError(

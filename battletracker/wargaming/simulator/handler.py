@@ -141,6 +141,8 @@ class Simulator:
                 "limit": "window" if self.strict_window else "bucket",
                 #: the most requests (refused included) any key got within one second
                 "peak_per_second": {k: b.peak for k, b in self._buckets.items()},
+                #: strict window only: mean seconds for a key's slot to come round
+                "slot_cycle": {k: getattr(b, "slot_cycle", None) for k, b in self._buckets.items()},
                 "ok_span": list(self._ok_span),
             }
 

@@ -87,10 +87,31 @@ class SlidingWindow:
         self._arrivals: list[float] = []  # sorted; requests may be handled out of order
         self._lock = threading.Lock()
         self._peak = 0
+        # the first and last accepted arrivals, for :attr:`slot_cycle` (bounded memory;
+        # twice the limit, since requests may be handled a little out of order)
+        self._head: list[float] = []
+        self._tail: deque[float] = deque(maxlen=2 * self.limit)
+        self._accepted = 0
 
     @property
     def peak(self) -> int:
         return self._peak
+
+    @property
+    def slot_cycle(self) -> float | None:
+        """Mean seconds between the accepted requests ``i`` and ``i + limit`` (1.0: the key
+        fully used), None before there are two windows' worth.
+
+        ``limit / slot_cycle`` is the accepted rate whatever the arrangement of requests
+        within a window, unlike accepted / (last - first), which bursts at both ends of a
+        run flatter by up to a window's worth.
+        """
+        with self._lock:
+            n = self.limit
+            if self._accepted < 2 * n:
+                return None
+            head, tail = sorted(self._head)[:n], sorted(self._tail)[-n:]
+            return (sum(tail) - sum(head)) / (self._accepted - n)
 
     def take(self, at: float | None = None) -> bool:
         with self._lock:
@@ -108,6 +129,11 @@ class SlidingWindow:
             after = bisect.bisect_left(arrivals, t + self.window) - bisect.bisect_left(
                 arrivals, t)
             self._peak = max(self._peak, before + 1, after)
+            if allowed:
+                self._accepted += 1
+                if len(self._head) < 2 * self.limit:
+                    self._head.append(t)
+                self._tail.append(t)
             return allowed
 
 

@@ -41,3 +41,34 @@ def test_without_a_wire_on_send_is_never_called() -> None:
 
     asyncio.run(go())
     assert calls == []
+
+
+def test_before_send_holds_the_request_back_until_it_returns() -> None:
+    """The pacer's gate at the wire: the API sees the request only after ``before_send``."""
+    sim = Simulator(POPULATION, keys={"k": 100.0}, strict_window=True)
+    order: list[str] = []
+    released: list[float] = []
+
+    async def hold() -> None:
+        order.append("before")
+        await asyncio.sleep(0.2)
+        released.append(time.monotonic())
+
+    async def go(url: str) -> None:
+        async with WargamingClient(url, "k") as client:
+            assert client.gates_at_wire
+            await client.account_info([XBOX_MIN], before_send=hold,
+                                      on_send=lambda: order.append("sent"))
+
+    with serve(sim) as running:
+        asyncio.run(go(running.url))
+    assert order == ["before", "sent"]
+    first, _ = sim.stats()["ok_span"]
+    assert first >= released[0]  # counted by the API after the gate opened
+
+
+def test_a_custom_transport_does_not_promise_the_gate() -> None:
+    sim = Simulator(POPULATION, keys={"k": 100.0})
+    client = WargamingClient("http://simulator.invalid/wotx/", "k", transport=sim.transport())
+    assert not client.gates_at_wire
+    asyncio.run(client.aclose())

@@ -1,4 +1,5 @@
-"""TokenBucket pacing, the one-second window rule, slow-down and recovery, on a fake
+"""KeyPacer: the sliding-window rule (a window's worth at once, then each slot a window
+after its last send), unsent grants holding their slot, slow-down and recovery, on a fake
 clock and across threads; NoLimit never waits."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import time
 
 import pytest
 
-from battletracker.wargaming.ratelimit import NoLimit, RateLimiter, TokenBucket
+from battletracker.wargaming.ratelimit import KeyPacer, NoLimit, RateLimiter, TokenBucket
 
 
 class FakeTime:
@@ -37,8 +38,8 @@ def bucket(
     recover_after: int = 200,
     calm: float = 1.0,
     margin: float = 0.02,
-) -> TokenBucket:
-    return TokenBucket(
+) -> KeyPacer:
+    return KeyPacer(
         rate,
         margin=margin,
         backoff=backoff,
@@ -50,12 +51,12 @@ def bucket(
     )
 
 
-def acquire_times(limiter: TokenBucket, fake: FakeTime, n: int, *, parallel: bool) -> list[float]:
-    """When each of ``n`` acquires returned, by the fake clock."""
+def acquire_times(limiter: KeyPacer, fake: FakeTime, n: int, *, parallel: bool) -> list[float]:
+    """When each of ``n`` acquires returned, by the fake clock (each sent at once)."""
     stamps: list[float] = []
 
     async def one() -> None:
-        await limiter.acquire()
+        limiter.sent(await limiter.acquire())
         stamps.append(fake.now)
 
     async def go() -> None:
@@ -70,13 +71,15 @@ def acquire_times(limiter: TokenBucket, fake: FakeTime, n: int, *, parallel: boo
 
 
 @pytest.mark.parametrize("parallel", [False, True])
-@pytest.mark.parametrize(("rate", "n"), [(20.0, 20), (10.0, 10), (3.0, 2), (50.0, 1)])
-def test_n_acquires_take_n_minus_one_over_rate(rate: float, n: int, parallel: bool) -> None:
+@pytest.mark.parametrize(("rate", "n"), [(20.0, 20), (10.0, 10), (3.0, 3), (50.5, 50)])
+def test_a_windows_worth_goes_at_once(rate: float, n: int, parallel: bool) -> None:
+    """No even spacing on top of the window: nothing ready is held back that it allows."""
     fake = FakeTime()
-    stamps = acquire_times(bucket(rate, fake), fake, n, parallel=parallel)
-    assert stamps[-1] - 1000.0 == pytest.approx((n - 1) / rate)
-    # evenly spaced, no burst: the first goes at once, then one every 1/rate
-    assert stamps == pytest.approx([1000.0 + i / rate for i in range(n)])
+    limiter = bucket(rate, fake)
+    assert limiter.per_window == n
+    stamps = acquire_times(limiter, fake, n + 1, parallel=parallel)
+    assert stamps[:n] == pytest.approx([1000.0] * n)
+    assert stamps[n] == pytest.approx(1000.0 + 1.02)
 
 
 def most_in_window(stamps: list[float], window: float) -> int:
@@ -98,34 +101,39 @@ def test_never_more_than_rate_grants_in_one_second_plus_margin(parallel: bool) -
     assert stamps[60] - stamps[0] == pytest.approx(3 * 1.02)
 
 
-def test_without_margin_the_pacing_is_exactly_the_rate() -> None:
+def test_without_margin_the_window_is_exactly_one_second() -> None:
     fake = FakeTime()
     stamps = acquire_times(bucket(20.0, fake, margin=0.0), fake, 41, parallel=True)
-    assert stamps == pytest.approx([1000.0 + i / 20 for i in range(41)])
+    assert stamps == pytest.approx([1000.0] * 20 + [1001.0] * 20 + [1002.0])
 
 
-def test_a_late_wake_is_caught_up_but_never_past_the_window() -> None:
-    """A task that woke 0.15 s late gets its lost slots back to back, within the window rule."""
+def test_slots_that_came_due_in_a_stall_go_at_once_never_past_the_window() -> None:
+    """Spread sends; the loop stalls 0.15 s: the slots due meanwhile are not lost twice."""
     fake = FakeTime()
     limiter = bucket(20.0, fake, margin=0.02)
-    stamps = acquire_times(limiter, fake, 10, parallel=False)
+    stamps = []
+    for _ in range(20):  # one send every 50 ms
+        stamps += acquire_times(limiter, fake, 1, parallel=False)
+        fake.now += 0.05
     fake.now += 0.15  # the event loop was busy
     stamps += acquire_times(limiter, fake, 40, parallel=False)
-    # the slot schedule is kept: three slots were granted at once after the stall
-    assert stamps[10] == pytest.approx(stamps[11]) == pytest.approx(stamps[12])
+    # slots 0..2 came due during the stall (at +1.02, +1.07, +1.12): all three at once
+    assert stamps[20:23] == pytest.approx([stamps[19] + 0.2] * 3)
     assert most_in_window(stamps, 1.02) <= 20
-    assert stamps[-1] - stamps[0] == pytest.approx(49 / 20 * 1.02, abs=0.06)
+    # the rest keep their own schedule: each a window after its slot's last send
+    assert stamps[23] == pytest.approx(stamps[3] + 1.02)
+    assert stamps[39] == pytest.approx(stamps[19] + 1.02)
 
 
 def test_threads_with_their_own_event_loops_share_one_budget() -> None:
     """Several chunks fetched at once (a thread each) never add up past the key's rate."""
-    limiter = TokenBucket(40.0, margin=0.02)
+    limiter = KeyPacer(40.0, margin=0.02)
     stamps: list[float] = []
     guard = threading.Lock()
 
     async def take(n: int) -> None:
         for _ in range(n):
-            await limiter.acquire()
+            limiter.sent(await limiter.acquire())
             with guard:
                 stamps.append(time.monotonic())
 
@@ -136,28 +144,33 @@ def test_threads_with_their_own_event_loops_share_one_budget() -> None:
         t.join(30)
     assert len(stamps) == 75
     assert most_in_window(stamps, 1.0) <= 40
-    assert max(stamps) - min(stamps) >= 74 / 40 * 0.95
+    assert max(stamps) - min(stamps) >= 1.0  # 75 grants need a second window
 
 
-def test_idle_time_is_not_saved_up_as_a_burst() -> None:
+def test_idle_time_is_saved_up_to_one_window_and_no_more() -> None:
     fake = FakeTime()
     limiter = bucket(10.0, fake)
     acquire_times(limiter, fake, 3, parallel=False)
     fake.now += 60.0  # a minute without requests
     start = fake.now
-    stamps = acquire_times(limiter, fake, 5, parallel=True)
-    assert stamps == pytest.approx([start + i / 10 for i in range(5)])
+    stamps = acquire_times(limiter, fake, 15, parallel=True)
+    assert stamps == pytest.approx([start] * 10 + [start + 1.02] * 5)
 
 
 def test_real_clock_paces_too() -> None:
-    limiter = TokenBucket(50.0)
+    limiter = KeyPacer(5.0, margin=0.0)
     started = time.monotonic()
-    asyncio.run(_acquire_many(limiter, 11))
-    assert time.monotonic() - started == pytest.approx(10 / 50, abs=0.08)
+    asyncio.run(_acquire_many(limiter, 6))
+    assert time.monotonic() - started == pytest.approx(1.0, abs=0.15)
 
 
 async def _acquire_many(limiter: RateLimiter, n: int) -> None:
-    await asyncio.gather(*(limiter.acquire() for _ in range(n)))
+    async def one() -> None:
+        stamp = await limiter.acquire()
+        if stamp is not None:
+            limiter.sent(stamp)
+
+    await asyncio.gather(*(one() for _ in range(n)))
 
 
 def test_slow_down_lowers_the_rate_to_the_floor_and_no_further() -> None:
@@ -191,11 +204,11 @@ def test_pacing_follows_the_lowered_rate_after_a_gap() -> None:
     fake = FakeTime()
     limiter = bucket(20.0, fake, backoff=0.5)
     assert limiter.per_window == 20
-    acquire_times(limiter, fake, 1, parallel=False)  # next slot at +0.05
-    limiter.slow_down()  # 10/s, and a gap of one new interval on top
-    stamps = acquire_times(limiter, fake, 3, parallel=True)
-    assert stamps == pytest.approx([1000.15, 1000.25, 1000.35])
-    assert limiter.per_window == 10  # the window rule follows the rate too
+    acquire_times(limiter, fake, 1, parallel=False)
+    limiter.slow_down()  # 10/s, and a gap of one new interval (0.1 s) first
+    stamps = acquire_times(limiter, fake, 10, parallel=True)
+    assert stamps == pytest.approx([1000.1] * 9 + [1001.02])
+    assert limiter.per_window == 10  # the window rule follows the rate
 
 
 def test_recovery_after_successes_up_to_the_configured_rate() -> None:
@@ -237,20 +250,20 @@ def test_successes_at_full_rate_change_nothing() -> None:
 
 
 def test_works_across_two_event_loops_and_keeps_its_rate() -> None:
-    """A Celery fetch task runs ``asyncio.run`` once per chunk with the same bucket."""
+    """A caller may run ``asyncio.run`` once per chunk with the same pacer."""
     fake = FakeTime()
     limiter = bucket(20.0, fake, backoff=0.5)
     first = acquire_times(limiter, fake, 4, parallel=True)
     limiter.slow_down()
-    second = acquire_times(limiter, fake, 4, parallel=True)  # a new loop: no lock error
-    assert first == pytest.approx([1000.0, 1000.05, 1000.1, 1000.15])
-    # after the slow-down: a gap of 0.1, then one every 0.1
-    assert second == pytest.approx([1000.3, 1000.4, 1000.5, 1000.6])
+    second = acquire_times(limiter, fake, 7, parallel=True)  # a new loop: no lock error
+    assert first == pytest.approx([1000.0] * 4)
+    # after the slow-down to 10: a gap of 0.1, then 6 more fit the window, then wait
+    assert second == pytest.approx([1000.1] * 6 + [1001.02])
 
 
 def test_real_bucket_in_two_loops_with_contention() -> None:
     """With real asyncio.sleep, a lock bound to the first loop would fail in the second."""
-    limiter = TokenBucket(200.0)
+    limiter = KeyPacer(4.0)
     for _ in range(2):
         asyncio.run(_acquire_many(limiter, 5))
 
@@ -258,12 +271,18 @@ def test_real_bucket_in_two_loops_with_contention() -> None:
 @pytest.mark.parametrize("rate", [0.0, -1.0])
 def test_rate_must_be_positive(rate: float) -> None:
     with pytest.raises(ValueError, match="rate must be > 0"):
-        TokenBucket(rate)
+        KeyPacer(rate)
+    with pytest.raises(ValueError, match="rate must be > 0"):
+        KeyPacer(1.0).reconfigure(rate)
 
 
 def test_margin_must_not_be_negative() -> None:
     with pytest.raises(ValueError, match="margin must be >= 0"):
-        TokenBucket(20.0, margin=-0.1)
+        KeyPacer(20.0, margin=-0.1)
+
+
+def test_the_former_name_is_the_pacer() -> None:
+    assert TokenBucket is KeyPacer
 
 
 def test_below_one_request_per_second_the_window_stretches() -> None:
@@ -283,7 +302,7 @@ def test_no_limit_never_waits() -> None:
 
 
 def test_a_grant_that_reached_the_wire_late_counts_from_then() -> None:
-    """Connection set-up held request 0 back 0.3 s: request 20 waits for 0.3 + 1.02."""
+    """Connection set-up held request 0 back 0.3 s: its slot is free again at 0.3 + 1.02."""
     fake = FakeTime()
     limiter = bucket(20.0, fake, margin=0.02)
 
@@ -293,19 +312,86 @@ def test_a_grant_that_reached_the_wire_late_counts_from_then() -> None:
         limiter.sent(first)
         stamps = []
         for _ in range(20):
-            await limiter.acquire()
+            limiter.sent(await limiter.acquire())
             stamps.append(fake.now)
         return stamps
 
     stamps = asyncio.run(go())
+    assert stamps[:19] == pytest.approx([1000.3] * 19)
     assert stamps[-1] == pytest.approx(1000.0 + 0.3 + 1.02)
-    assert stamps[0] == pytest.approx(1000.3)  # the schedule itself was not held back
 
 
-def test_sent_for_a_grant_long_gone_changes_nothing() -> None:
+def test_a_grant_not_yet_on_the_wire_holds_its_slot() -> None:
+    """However long a request waits for a connection, its slot frees a window after it left."""
+    fake = FakeTime()
+    limiter = bucket(2.0, fake, margin=0.0)
+    left: list[float] = []
+
+    async def send_late(stamp: float) -> None:
+        while fake.now < 1003.0:  # waiting for a connection while the others go
+            await asyncio.sleep(0)
+        limiter.sent(stamp)
+        left.append(fake.now)
+
+    async def go() -> list[float]:
+        late = asyncio.create_task(send_late(await limiter.acquire()))
+        stamps = []
+        for _ in range(4):
+            limiter.sent(await limiter.acquire())
+            stamps.append(fake.now)
+        await late
+        return stamps
+
+    stamps = asyncio.run(go())
+    # each request waits a window for the one before; the held one keeps its slot until
+    # it leaves at 1003, however long ago it was granted
+    assert stamps[:3] == pytest.approx([1000.0, 1001.0, 1002.0])
+    assert left == pytest.approx([1003.0], abs=0.01)
+    assert stamps[3] == pytest.approx(1003.0, abs=0.01)
+    assert most_in_window([*stamps, *left], 1.0) <= 2
+
+
+def test_sent_for_an_unknown_or_repeated_stamp_changes_nothing() -> None:
     fake = FakeTime()
     limiter = bucket(20.0, fake)
     stamps = acquire_times(limiter, fake, 5, parallel=False)
+    fake.now += 0.5
     limiter.sent(123.0)  # not a grant of this limiter
-    limiter.sent(stamps[-1])  # sent at once: now == stamp
-    assert list(limiter._granted) == pytest.approx(stamps)
+    limiter.sent(stamps[-1])  # already sent
+    assert [e.stamp for e in limiter._log] == pytest.approx(stamps)
+
+
+def test_a_new_rate_keeps_the_windows_history() -> None:
+    """A lease's new share applies to the running pacer: the last second still counts."""
+    fake = FakeTime()
+    limiter = bucket(20.0, fake)
+    acquire_times(limiter, fake, 20, parallel=True)
+    limiter.reconfigure(10.0)
+    assert (limiter.configured, limiter.rate, limiter.per_window) == (10.0, 10.0, 10)
+    stamps = acquire_times(limiter, fake, 10, parallel=True)
+    assert stamps == pytest.approx([1001.02] * 10)
+    limiter.reconfigure(20.0)  # a larger share: ten more in the same window, no more
+    stamps = acquire_times(limiter, fake, 11, parallel=True)
+    assert stamps == pytest.approx([1001.02] * 10 + [1002.04])
+
+
+def test_a_lead_grants_early_and_the_wire_waits_for_the_slot() -> None:
+    """With ``lead`` the request may set off early; :meth:`wire` holds it until its slot."""
+    fake = FakeTime()
+    limiter = KeyPacer(2.0, margin=0.0, lead=0.3, clock=fake.clock, sleep=fake.sleep)
+
+    async def go() -> list[tuple[float, float, float]]:
+        out = []
+        for _ in range(4):
+            stamp = await limiter.acquire()
+            granted = fake.now
+            await limiter.wire(stamp)
+            limiter.sent(stamp)
+            out.append((granted, stamp, fake.now))
+        return out
+
+    got = asyncio.run(go())
+    granted, stamps, wired = zip(*got, strict=True)
+    assert stamps == pytest.approx((1000.0, 1000.0, 1001.0, 1001.0))
+    assert granted == pytest.approx((1000.0, 1000.0, 1000.7, 1001.0))  # 0.3 s early
+    assert wired == pytest.approx(stamps)  # never on the wire before its slot

@@ -412,3 +412,30 @@ def test_a_template_population_answers_like_its_accounts() -> None:
     stats = sim.stats()
     assert stats["ids_served"] == 100
     assert stats["accounts_served"] == sum(population.exists(i, 0) for i in ids) > 0
+
+
+def test_slot_cycle_is_the_same_for_bursts_and_even_pacing_at_one_pace() -> None:
+    """The key-rate benchmark's measure: seconds for a slot to come round, whatever the
+    arrangement within the window; refused requests do not count as used budget."""
+    cycles = []
+    for burst in (True, False):
+        clock = FakeClock()
+        sim, client = make(keys={"demo": 4.0}, clock=clock, strict_window=True)
+        start = clock.now
+        for k in range(40):
+            clock.now = start + (k // 4) * 1.25 + ((k % 4) * 1e-3 if burst else (k % 4) * 0.3125)
+            assert info(client, account_id="5000")["status"] == "ok"
+        assert info(client, account_id="5000")["status"] == "error"  # a fifth in 1 s
+        cycles.append(sim.stats()["slot_cycle"]["demo"])
+    assert cycles == pytest.approx([1.25, 1.25])  # 4 per 1.25 s: 80 % of the budget
+
+
+def test_slot_cycle_needs_two_windows_of_requests() -> None:
+    clock = FakeClock()
+    sim, client = make(keys={"demo": 4.0}, clock=clock, strict_window=True)
+    for _ in range(7):
+        info(client, account_id="5000")
+        clock.now += 0.5
+    assert sim.stats()["slot_cycle"] == {"demo": None}
+    info(client, account_id="5000")
+    assert sim.stats()["slot_cycle"]["demo"] == pytest.approx(2.0)
