@@ -33,11 +33,12 @@ KEY = "capacity"
 def _series(
     samples: list[tuple[float, int, int]], chunk_size: int, step: float = 2.0
 ) -> list[list[float]]:
-    """ids/s over windows of ``step`` seconds, from (t, chunks stored, accounts) samples."""
+    """ids/s over windows of ``step`` seconds, from (t, chunks stored, accounts) samples;
+    the last, shorter window too (a run shorter than a step is still one point)."""
     out: list[list[float]] = []
     last_t, last_c = 0.0, 0
-    for t, chunks, _ in samples:
-        if t - last_t >= step:
+    for i, (t, chunks, _) in enumerate(samples):
+        if t > last_t and (t - last_t >= step or i == len(samples) - 1):
             out.append([round(t, 2), round((chunks - last_c) * chunk_size / (t - last_t))])
             last_t, last_c = t, chunks
     return out

@@ -54,13 +54,23 @@ __all__ = [
     "PlayerStats",
     "activity",
     "around",
+    "around_entries",
+    "around_sql",
     "board_info",
     "list_boards",
     "player_history",
     "player_ranks",
+    "player_ranks_of",
+    "player_ranks_sql",
     "player_stats",
+    "player_stats_of",
+    "player_stats_sql",
+    "rank_entry",
     "rank_of",
+    "rank_sql",
     "top",
+    "top_page",
+    "top_sql",
 ]
 
 #: Largest page :func:`top` serves.

@@ -35,14 +35,24 @@ XBOX_RANGE = (XBOX_MIN, XBOX_MIN + XBOX_IDS - 1)
 PS_RANGE = (PS_MIN, PS_MIN + PS_IDS + 5 * STEP)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _free_ports(n: int) -> int:
+    """The first of ``n`` consecutive ports free on loopback now."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = int(s.getsockname()[1])
+        try:
+            for port in range(base, base + n):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
 
 
+_BASE = _free_ports(3)
 #: fetch worker, server worker (its two pool processes serve on port + 0 and + 1)
-METRICS_PORTS = (_free_port(), _free_port())
+METRICS_PORTS = (_BASE, _BASE + 1)
 
 
 @pytest.fixture(scope="module")

@@ -42,7 +42,10 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
 
 def test_a_killed_fetch_worker_loses_nothing(rig: Rig) -> None:
     rig.server()
-    first = rig.worker("fetch", "fetch", rig.volunteer_env)
+    # a slow key: the pacer sends a second's budget at once, and at 40 rps the whole
+    # night (30 requests) would be fetched before the first store is seen
+    slow = {**rig.volunteer_env, "BATTLETRACKER_WG_KEYS": "k:4"}
+    first = rig.worker("fetch", "fetch", slow)
     run_cli("cycle", "start", "--date", "2026-01-02", env=rig.server_env)
     deadline = time.monotonic() + 60
     while not rig.query("SELECT 1 FROM chunks WHERE status = 'stored'"):
