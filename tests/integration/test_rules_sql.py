@@ -102,7 +102,8 @@ def rows(draw: st.DrawFn) -> list[Any]:
         limit = COUNTER_PER_BATTLE[name] * max(battles, 0)
         counters[name] = draw(st.one_of(st.sampled_from([limit, limit + 1, -1, 0]), _counter))
     if draw(st.booleans()):
-        counters["hits"] = counters["shots"] + draw(st.integers(-1, 1))
+        hits = counters["shots"] + draw(st.integers(-1, 1))
+        counters["hits"] = min(max(hits, -(2**63)), 2**63 - 1)  # an int8 still
     created = draw(st.one_of(st.just(1_500_000_000), _stamp))
     last = draw(st.one_of(st.just(1_700_000_000), _stamp,
                           st.sampled_from([(created or 0) - 1, created or 0])
