@@ -86,11 +86,10 @@ def players_now(db: Settings) -> dict[int, tuple[int, ...]]:
     return {r[0]: tuple(r[1:]) for r in rows if r[1] > 0 or any(r[1:])}
 
 
-def fetch_and_store(
+def night_messages(
     db: Settings, sim: Simulator, cycle_id: int, keep: Callable[[Chunk], bool] = lambda c: True,
-    expect: StoreOutcome = StoreOutcome.stored,
-) -> list[int]:
-    """Fetch the cycle's chunks that ``keep`` selects, as a node would, and store them."""
+) -> tuple[list[ChunkSpec], list[dict[str, Any]]]:
+    """The cycle's chunks that ``keep`` selects, fetched as a node sends them."""
     with session_scope(db) as s:
         chunks = [c for c in s.execute(select(Chunk).where(Chunk.cycle_id == cycle_id)
                                        .order_by(Chunk.id)).scalars() if keep(c)]  # fmt: skip
@@ -105,7 +104,16 @@ def fetch_and_store(
         finally:
             await client.aclose()
 
-    for message in asyncio.run(run()):
+    return specs, asyncio.run(run())
+
+
+def fetch_and_store(
+    db: Settings, sim: Simulator, cycle_id: int, keep: Callable[[Chunk], bool] = lambda c: True,
+    expect: StoreOutcome = StoreOutcome.stored,
+) -> list[int]:
+    """Fetch the cycle's chunks that ``keep`` selects, as a node would, and store them."""
+    specs, messages = night_messages(db, sim, cycle_id, keep)
+    for message in messages:
         with session_scope(db) as s:
             assert store_result(s, message).outcome == expect
     return [s.chunk_id for s in specs]

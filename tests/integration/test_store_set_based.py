@@ -11,53 +11,37 @@ break a rule are still set aside with their reasons.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import itertools
 import threading
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from battletracker.db import engine_for, session_scope
-from battletracker.models import Chunk, ChunkStatus
+from battletracker.models import ChunkStatus
 from battletracker.pipeline import staging
 from battletracker.pipeline.coordinator import create_cycle
 from battletracker.pipeline.diffs import compute_diffs
-from battletracker.pipeline.fetch import KeySlot, fetch_chunk
 from battletracker.pipeline.local import advance, run_cycle
-from battletracker.pipeline.result import COLUMNS, ChunkSpec, InvalidResult, validate_result
+from battletracker.pipeline.result import COLUMNS, InvalidResult, validate_result
 from battletracker.pipeline.store import StoreOutcome, store_result
 from battletracker.settings import Settings
-from battletracker.wargaming.client import WargamingClient
-from battletracker.wargaming.ratelimit import NoLimit
-from battletracker.wargaming.simulator import BASE_URL, Simulator
-from tests.integration.test_nights import assert_counted_once, make, players_now, query, truth
+from tests.integration.test_nights import (
+    assert_counted_once,
+    make,
+    night_messages,
+    players_now,
+    query,
+    truth,
+)
 from tests.integration.test_store import XBOX, chunks_of, result_for, staged
 from tests.integration.test_store import db as db  # the module's database (a fixture)
 
 pytestmark = pytest.mark.integration
 
 _dates = (dt.date(2033, 1, 1) + dt.timedelta(days=i) for i in itertools.count())
-
-
-def night_messages(db: Settings, sim: Simulator, cycle_id: int) -> list[dict[str, Any]]:
-    """Every chunk of the cycle fetched from the simulator, as a node sends it."""
-    with session_scope(db) as s:
-        specs = [ChunkSpec(c.id, c.cycle_id, c.platform.value, c.first_id, c.last_id)
-                 for c in s.execute(select(Chunk).where(Chunk.cycle_id == cycle_id)
-                                    .order_by(Chunk.id)).scalars()]  # fmt: skip
-
-    async def run() -> list[dict[str, Any]]:
-        client = WargamingClient(BASE_URL, "k", transport=sim.transport())
-        try:
-            slot = KeySlot(client, NoLimit(), concurrency=4)
-            return [(await fetch_chunk(spec, [slot], node="t")).to_message() for spec in specs]
-        finally:
-            await client.aclose()
-
-    return asyncio.run(run())
 
 
 def deliver(db: Settings, message: dict[str, Any], times: int) -> list[StoreOutcome]:
@@ -87,7 +71,7 @@ def test_redelivered_results_store_each_account_once_and_the_nights_stay_exact(
     sim.day = 2
     with session_scope(db) as s:
         night = create_cycle(s, db, pop.date_of(2)).cycle_id
-    messages = night_messages(db, sim, night)
+    messages = night_messages(db, sim, night)[1]
     for i, message in enumerate(messages):
         # every result twice: at the same time for half of them, one after the other else
         if i % 2:
@@ -115,7 +99,7 @@ def test_a_duplicate_that_reached_staging_fails_the_diffs_instead_of_counting_tw
     sim.day = 2
     with session_scope(db) as s:
         night = create_cycle(s, db, pop.date_of(2)).cycle_id
-    for message in night_messages(db, sim, night):
+    for message in night_messages(db, sim, night)[1]:
         assert deliver(db, message, 1) == [StoreOutcome.stored]
     # an account that played, staged a second time behind the store's back
     cols = ", ".join(("cycle_id", *COLUMNS))
