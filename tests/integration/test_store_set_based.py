@@ -28,6 +28,7 @@ from battletracker.pipeline.local import advance, run_cycle
 from battletracker.pipeline.result import COLUMNS, InvalidResult, validate_result
 from battletracker.pipeline.store import StoreOutcome, store_result
 from battletracker.settings import Settings
+from battletracker.wargaming.simulator import Simulator
 from tests.integration.test_nights import (
     assert_counted_once,
     make,
@@ -62,15 +63,21 @@ def deliver(db: Settings, message: dict[str, Any], times: int) -> list[StoreOutc
     return outcomes
 
 
-def test_redelivered_results_store_each_account_once_and_the_nights_stay_exact(
-    db_settings: Settings,
-) -> None:
-    db, pop, sim = make(db_settings, seed=41)
+def second_night(db_settings: Settings, seed: int) -> tuple[Settings, Any, Simulator, int]:
+    """A baseline night run whole, then the second night created (its chunks to store)."""
+    db, pop, sim = make(db_settings, seed=seed)
     sim.day = 1
     run_cycle(db, pop.date_of(1), transport=sim.transport())
     sim.day = 2
     with session_scope(db) as s:
         night = create_cycle(s, db, pop.date_of(2)).cycle_id
+    return db, pop, sim, night
+
+
+def test_redelivered_results_store_each_account_once_and_the_nights_stay_exact(
+    db_settings: Settings,
+) -> None:
+    db, pop, sim, night = second_night(db_settings, seed=41)
     messages = night_messages(db, sim, night)[1]
     for i, message in enumerate(messages):
         # every result twice: at the same time for half of them, one after the other else
@@ -93,12 +100,7 @@ def test_redelivered_results_store_each_account_once_and_the_nights_stay_exact(
 def test_a_duplicate_that_reached_staging_fails_the_diffs_instead_of_counting_twice(
     db_settings: Settings,
 ) -> None:
-    db, pop, sim = make(db_settings, seed=42)
-    sim.day = 1
-    run_cycle(db, pop.date_of(1), transport=sim.transport())
-    sim.day = 2
-    with session_scope(db) as s:
-        night = create_cycle(s, db, pop.date_of(2)).cycle_id
+    db, pop, sim, night = second_night(db_settings, seed=42)
     for message in night_messages(db, sim, night)[1]:
         assert deliver(db, message, 1) == [StoreOutcome.stored]
     # an account that played, staged a second time behind the store's back
