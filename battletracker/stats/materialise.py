@@ -1,8 +1,9 @@
 """Materialise every leaderboard (board x window, both platforms) for one cycle date.
 
-Layout (revision 0010, "compact boards"): one stand-alone table per board and window,
-``lbe__<board>__<window>``, one row per ranked account, and nothing in it that is the
-same on every row (board, window and as-of date live in ``leaderboard_builds``)::
+Layout (revision 0010, "compact boards"; partitioned by platform since): one table per
+board and window, ``lbe__<board>__<window>``, one row per ranked account, and nothing
+in it that is the same on every row (board, window and as-of date live in
+``leaderboard_builds``)::
 
     score float8, account_id int4, battles int4, rank int4, platform_rank int4
 
@@ -10,16 +11,16 @@ same on every row (board, window and as-of date live in ``leaderboard_builds``):
 becomes ``bigint`` by itself if an id ever passes 2^31-1, the real ones end near
 1.09e9). ``rank`` is over both platforms, ``platform_rank`` within the account's
 platform, which is not stored: it is the account id's (ids from ``PS_THRESHOLD`` up are
-PlayStation's, the rule every stage uses). The rows are written in (platform,
-platform_rank) order, so inside each platform's half of the table both ranks
-grow with the row's position; that makes one small BRIN index on ``(rank,
-platform_rank)`` (:data:`PAGES_PER_RANGE` pages a range) enough for a top page and for
-the rows around a player: it points at a few page ranges of each platform's half. The
-one B-tree is the unique ``(account_id)`` index a player's rank is looked up by. Per
-ranked row that is ~52 bytes of heap and ~20 of B-tree, against ~160 in the earlier
-partitioned layout (constant text columns, three B-trees). ``leaderboard_builds`` holds,
-per board and window, the date the table is as of and its totals, so a page's ``total``
-is a primary-key lookup instead of a count over millions of rows.
+PlayStation's, the rule every stage uses). The table is partitioned by that same rule
+(``<table>_xbox``, ``<table>_ps``) and each partition gets its rows in rank order, so
+inside it both ranks grow with the row's position; that makes one small BRIN index on
+``(rank, platform_rank)`` per partition (:data:`PAGES_PER_RANGE` pages a range) enough
+for a top page and for the rows around a player: it points at a few page ranges. The
+one B-tree per partition is the unique ``(account_id)`` index a player's rank is
+looked up by. Per ranked row that is ~52 bytes of heap and ~20 of B-tree, against ~160
+in the first layout (constant text columns, three B-trees). ``leaderboard_builds``
+holds, per board and window, the date the table is as of and its totals, so a page's
+``total`` is a primary-key lookup instead of a count over millions of rows.
 
 How a window is built (one transaction per window, :func:`materialise_window`):
 
@@ -27,12 +28,13 @@ How a window is built (one transaction per window, :func:`materialise_window`):
    ``diff_battles`` of the 1/7/30 days ending on the date, summed per account into a
    temporary table once and shared by every board;
 2. per board, a fresh table ``lbe__<board>__<window>__new``, filled by one
-   ``INSERT ... SELECT`` with two ``row_number()`` windows (score desc, account id asc:
-   deterministic and gapless), then indexed and analysed -- while readers keep using
-   the live table;
-3. the swap: the old table is dropped and the new one renamed. Readers block for those
-   few milliseconds of catalog work and then see the new boards; they never see a
-   half-built one, and every board of a window changes together.
+   ``INSERT ... SELECT`` sorting the rows once (score desc, account id asc:
+   deterministic and gapless ranks), then indexed and analysed -- while readers keep
+   using the live table;
+3. the swap: the old table is dropped and the new one (and its partitions) renamed.
+   Readers block for those few milliseconds of catalog work and then see the new
+   boards; they never see a half-built one, and every board of a window changes
+   together.
 
 A scorer without SQL (``sql_score() is None``) is materialised by streaming the
 window's rows out through a server-side cursor, scoring them in Python and COPYing
@@ -68,6 +70,7 @@ from .interfaces import WINDOWS, LeaderboardScorer, UnknownWindow, min_battles_i
 from .registry import Registry, default_registry
 
 __all__ = [
+    "PARTITIONS",
     "WINDOW_DAYS",
     "BuildResult",
     "StaleSums",
@@ -77,6 +80,7 @@ __all__ = [
     "materialise",
     "materialise_board",
     "materialise_window",
+    "partition_name",
     "platform_filter_sql",
     "platform_sql",
     "sums_name",
@@ -150,20 +154,30 @@ def _finite_filter() -> str:
 
 
 def _rank_insert(target: str, source_select: str) -> str:
-    """One statement: score, filter and rank a window's rows into ``target``, written in
-    (platform, platform_rank) order (what the BRIN rank index relies on)."""
+    """One statement, one sort: score, filter and rank a window's rows into ``target``.
+
+    Both ranks come out of a single pass over the rows in (score desc, account id)
+    order: ``rank`` is the row's number in it, and ``platform_rank`` the number of rows
+    of its platform so far (a running count of PlayStation's rows gives both
+    platforms' counts). The rows go out in that same order, so the target's two
+    partitions each receive their platform's rows in rank order (what the BRIN rank
+    index relies on) without a second sort; three sorts of every row were the boards'
+    main cost at millions of players.
+    """
+    ps = f"account_id >= {PS_THRESHOLD}"
     return f"""
         INSERT INTO {target} (score, account_id, battles, rank, platform_rank)
-        SELECT score, account_id, battles, rank, platform_rank
+        SELECT score, account_id, battles, rank,
+               CASE WHEN {ps} THEN ps_so_far ELSE rank - ps_so_far END
         FROM (
-            SELECT account_id, battles, score, account_id >= {PS_THRESHOLD} AS ps,
-                   row_number() OVER (ORDER BY score DESC, account_id) AS rank,
-                   row_number() OVER (PARTITION BY account_id >= {PS_THRESHOLD}
-                                      ORDER BY score DESC, account_id) AS platform_rank
+            SELECT account_id, battles, score,
+                   row_number() OVER w AS rank,
+                   count(*) FILTER (WHERE {ps}) OVER w AS ps_so_far
             FROM ({source_select}) s
             WHERE {_finite_filter()}
+            WINDOW w AS (ORDER BY score DESC, account_id ROWS UNBOUNDED PRECEDING)
         ) ranked
-        ORDER BY ps, platform_rank
+        ORDER BY score DESC, account_id
     """
 
 
@@ -177,7 +191,7 @@ def _prepare_source(conn: Connection, window: str, as_of: dt.date) -> str:
         text(
             f"""
             CREATE TEMPORARY TABLE lb_window_sums ON COMMIT DROP AS
-            SELECT account_id, min(platform)::text AS platform, {sums}
+            SELECT account_id, {sums}
             FROM diff_battles
             WHERE date BETWEEN :first AND :last
             GROUP BY account_id
@@ -205,7 +219,7 @@ def _fill_sql(
     score_sql = scorer.sql_score()
     eligible = _eligible(scorer, window)
     select = (
-        f"SELECT account_id, platform::text AS platform, battles, "
+        f"SELECT account_id, battles, "
         f"({score_sql})::float8 AS score FROM {source} WHERE ({eligible})"
     )
     conn.execute(text(_rank_insert(target, select)), params)
@@ -218,8 +232,8 @@ def _fill_python(
     """The fallback: stream rows out, score in Python, COPY scores back, rank in SQL."""
     conn.execute(
         text(
-            "CREATE TEMPORARY TABLE lb_python_scores (account_id bigint, platform text, "
-            "battles bigint, score float8) ON COMMIT DROP"
+            "CREATE TEMPORARY TABLE lb_python_scores (account_id bigint, battles bigint, "
+            "score float8) ON COMMIT DROP"
         )
     )
     eligible = _eligible(scorer, window)
@@ -228,38 +242,45 @@ def _fill_python(
     # batches instead of all at once.
     with raw.cursor(name="lb_stream") as cur:
         cur.itersize = _BATCH
-        cur.execute(
-            f"SELECT account_id, platform::text, {_COUNTER_COLS} FROM {source} "
-            f"WHERE ({eligible})"
-        )
-        batch: list[tuple[int, str, int, float]] = []
+        cur.execute(f"SELECT account_id, {_COUNTER_COLS} FROM {source} WHERE ({eligible})")
+        batch: list[tuple[int, int, float]] = []
         for row in cur:
-            counters = dict(zip(COUNTERS, row[2:], strict=True))
+            counters = dict(zip(COUNTERS, row[1:], strict=True))
             value = scorer.score(counters)
             if value is None or not math.isfinite(value):
                 continue
-            batch.append((row[0], row[1], counters["battles"], float(value)))
+            batch.append((row[0], counters["battles"], float(value)))
             if len(batch) >= _BATCH:
                 _copy_scores(conn, batch)
                 batch = []
         _copy_scores(conn, batch)
     conn.execute(
-        text(_rank_insert(target, "SELECT account_id, platform, battles, score "
+        text(_rank_insert(target, "SELECT account_id, battles, score "
                                   "FROM lb_python_scores")),
         params,
     )
     conn.execute(text("DROP TABLE lb_python_scores"))
 
 
-def _copy_scores(conn: Connection, batch: list[tuple[int, str, int, float]]) -> None:
+def _copy_scores(conn: Connection, batch: list[tuple[int, int, float]]) -> None:
     """Binary COPY: a float8 goes back bit for bit, no text round trip."""
-    copy_rows(conn, "lb_python_scores", ("account_id", "platform", "battles", "score"), batch,
-              types=("int8", "text", "int8", "float8"))
+    copy_rows(conn, "lb_python_scores", ("account_id", "battles", "score"), batch,
+              types=("int8", "int8", "float8"))
+
+
+#: A board table's two partitions, by the platform of the account id (suffix, bounds).
+PARTITIONS = (("xbox", f"MINVALUE) TO ({PS_THRESHOLD}"), ("ps", f"{PS_THRESHOLD}) TO (MAXVALUE"))
+
+
+def partition_name(table: str, platform: str) -> str:
+    """The partition of board table ``table`` holding ``platform``'s rows."""
+    return f"{table}_{platform}"
 
 
 def _create_board_table(conn: Connection, name: str) -> None:
     """An empty board table (see the module's docstring for why these columns, in this
-    order: the float8 first, so the four int4 after it need no alignment padding)."""
+    order: the float8 first, so the four int4 after it need no alignment padding),
+    partitioned by platform: one sorted pass fills both halves in rank order."""
     # every ranked account is a player (an index lookup); were one not, and above
     # INT4_MAX, the insert would fail loudly ("integer out of range"), never truncate
     highest = conn.execute(text("SELECT max(account_id) FROM players")).scalar()
@@ -273,25 +294,36 @@ def _create_board_table(conn: Connection, name: str) -> None:
                 battles       integer          NOT NULL,
                 rank          integer          NOT NULL,
                 platform_rank integer          NOT NULL
-            ) WITH (fillfactor = 100, autovacuum_enabled = false)
+            ) PARTITION BY RANGE (account_id)
             """
         )
     )
-    # Readers query the table itself (no parent to grant through): the web app's role
-    # may read it, as it may every other table, and nothing more.
+    for platform, bounds in PARTITIONS:
+        conn.execute(
+            text(
+                f"CREATE TABLE {partition_name(name, platform)} PARTITION OF {name} "
+                f"FOR VALUES FROM ({bounds}) WITH (fillfactor = 100, autovacuum_enabled = false)"
+            )
+        )
+    # Readers query the parent (access through it needs no grant on the partitions):
+    # the web app's role may read it, as it may every other table, and nothing more.
     if conn.execute(text("SELECT to_regrole(:r)"), {"r": WEB_ROLE}).scalar() is not None:
         conn.execute(text(f"GRANT SELECT ON {name} TO {WEB_ROLE}"))
 
 
 def _index_board_table(conn: Connection, name: str) -> None:
-    conn.execute(
-        text(f"CREATE UNIQUE INDEX {name}__account ON {name} (account_id) "
-             f"WITH (fillfactor = 100)")
-    )
-    conn.execute(
-        text(f"CREATE INDEX {name}__ranks ON {name} USING brin (rank, platform_rank) "
-             f"WITH (pages_per_range = {PAGES_PER_RANGE})")
-    )
+    """Each partition's account B-tree (unique in all: the partitions split the ids) and
+    BRIN on the ranks; the parent needs no index of its own."""
+    for platform, _ in PARTITIONS:
+        part = partition_name(name, platform)
+        conn.execute(
+            text(f"CREATE UNIQUE INDEX {part}__account ON {part} (account_id) "
+                 f"WITH (fillfactor = 100)")
+        )
+        conn.execute(
+            text(f"CREATE INDEX {part}__ranks ON {part} USING brin (rank, platform_rank) "
+                 f"WITH (pages_per_range = {PAGES_PER_RANGE})")
+        )
     conn.execute(text(f"ANALYZE {name}"))
 
 
@@ -318,8 +350,11 @@ def _swap(conn: Connection, board: str, window: str, new: str) -> None:
     leaf = leaf_name(board, window)
     conn.execute(text(f"DROP TABLE IF EXISTS {leaf}"))
     conn.execute(text(f"ALTER TABLE {new} RENAME TO {leaf}"))
-    for suffix in ("account", "ranks"):
-        conn.execute(text(f"ALTER INDEX {new}__{suffix} RENAME TO {leaf}__{suffix}"))
+    for platform, _ in PARTITIONS:
+        old_part, part = partition_name(new, platform), partition_name(leaf, platform)
+        conn.execute(text(f"ALTER TABLE {old_part} RENAME TO {part}"))
+        for suffix in ("account", "ranks"):
+            conn.execute(text(f"ALTER INDEX {old_part}__{suffix} RENAME TO {part}__{suffix}"))
 
 
 def _record(
@@ -439,7 +474,7 @@ def window_sums_in(conn: Connection, window: str, as_of: dt.date,
     conn.execute(
         text(
             f"CREATE UNLOGGED TABLE {new} AS "
-            f"SELECT account_id, min(platform)::text AS platform, {sums} "
+            f"SELECT account_id, {sums} "
             f"FROM diff_battles WHERE date BETWEEN :first AND :last GROUP BY account_id"
         ),
         {"first": bounds[0], "last": bounds[1]},

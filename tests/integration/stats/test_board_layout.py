@@ -24,7 +24,13 @@ from battletracker.bench.night import NIGHT, _seed
 from battletracker.db import engine_for
 from battletracker.settings import Settings
 from battletracker.stats import queries
-from battletracker.stats.materialise import PAGES_PER_RANGE, leaf_name, materialise
+from battletracker.stats.materialise import (
+    PAGES_PER_RANGE,
+    PARTITIONS,
+    leaf_name,
+    materialise,
+    partition_name,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -35,10 +41,13 @@ PAGE, PAGE_HEADER, BTREE_SPECIAL = 8192, 24, 16
 HEAP_ROW = 48 + 4
 #: an index tuple (8-byte header + int4 key, MAXALIGNed) + its line pointer
 BTREE_ROW = 16 + 4
+#: pages a partition takes whatever its rows: the heap's free space and visibility maps,
+#: the B-tree's metapage and root, the BRIN's metapage, revmap and free space map
+FIXED_PAGES = 3 + 1 + 2 + 2 + 3
 
 
 def layout_bound(rows: int) -> int:
-    """Bytes a board table of ``rows`` ranked rows may take: heap, B-tree, BRIN, forks."""
+    """Bytes a board partition of ``rows`` ranked rows may take: heap, B-tree, BRIN, forks."""
     heap = math.ceil(rows / ((PAGE - PAGE_HEADER) // HEAP_ROW))
     leaves = math.ceil(rows / ((PAGE - PAGE_HEADER - BTREE_SPECIAL) // BTREE_ROW))
     btree = leaves + math.ceil(leaves / 100) + 2  # inner pages, meta and root
@@ -69,13 +78,19 @@ def session(db: Settings) -> Iterator[Session]:
 def test_bytes_per_ranked_row_stay_within_the_layout(session: Session, board: str,
                                                      window: str) -> None:
     leaf = leaf_name(board, window)
-    rows, size, players = session.execute(text(
-        f"SELECT (SELECT count(*) FROM {leaf}), pg_total_relation_size('{leaf}'), "
-        f"pg_total_relation_size('players')")).one()
+    rows, size, bound = 0, 0, 0
+    for platform, _ in PARTITIONS:
+        part = partition_name(leaf, platform)
+        n, bytes_ = session.execute(text(
+            f"SELECT (SELECT count(*) FROM {part}), pg_total_relation_size('{part}')")).one()
+        rows, size, bound = rows + n, size + bytes_, bound + layout_bound(n)
+    players = session.execute(text("SELECT pg_total_relation_size('players')")).scalar_one()
+    assert rows == session.execute(text(f"SELECT count(*) FROM {leaf}")).scalar_one()
     assert rows > PLAYERS // 10
-    assert size <= layout_bound(rows), (size / rows, layout_bound(rows) / rows)
-    # the earlier layout took ~160 bytes a row; this one ~73 at a million rows
-    assert size / rows < 85
+    assert size <= bound, (size / rows, bound / rows)
+    # the earlier layout took ~160 bytes a row; this one ~73 at a million rows, besides
+    # the few pages every partition has whatever its size (forks, metapages, roots)
+    assert (size - len(PARTITIONS) * FIXED_PAGES * PAGE) / rows < 85
     # one board over every player stays well under half the disk of players itself
     assert size < players / 2.5
 
@@ -137,8 +152,8 @@ def test_lookups_read_a_board_through_its_indexes(session: Session, platform: st
             else:
                 assert node["Node Type"] in ("Index Scan", "Index Only Scan",
                                              "Bitmap Index Scan"), node["Node Type"]
-    # rows written in (platform, platform rank) order: a page of ranks sits in a few
-    # page ranges of each platform's half, not spread over the table
+    # each platform's partition written in rank order: a page of ranks sits in a few
+    # page ranges of each partition, not spread over the table
     assert 0 < ranges_read <= 4 * PAGES_PER_RANGE
 
 
@@ -147,8 +162,10 @@ def test_a_board_table_holds_nothing_constant(session: Session) -> None:
         "SELECT attname FROM pg_attribute WHERE attrelid = 'lbe__battles__all'::regclass "
         "AND attnum > 0 AND NOT attisdropped ORDER BY attnum")).scalars().all()
     assert columns == ["score", "account_id", "battles", "rank", "platform_rank"]
-    indexes = session.execute(text(
-        "SELECT am.amname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
-        "JOIN pg_am am ON am.oid = i.relam WHERE x.indrelid = 'lbe__battles__all'::regclass "
-        "ORDER BY 1")).scalars().all()
-    assert indexes == ["brin", "btree"]
+    for platform, _ in PARTITIONS:
+        part = partition_name("lbe__battles__all", platform)
+        indexes = session.execute(text(
+            "SELECT am.amname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+            "JOIN pg_am am ON am.oid = i.relam WHERE x.indrelid = CAST(:t AS regclass) "
+            "ORDER BY 1"), {"t": part}).scalars().all()
+        assert indexes == ["brin", "btree"], part

@@ -113,3 +113,21 @@ def test_all_names_what_the_module_defines(module):
     public = {n for n, v in vars(mod).items()
               if not n.startswith("_") and getattr(v, "__module__", None) == mod.__name__}
     assert public <= set(mod.__all__)
+
+
+def test_the_longest_board_name_leaves_every_derived_name_within_postgres_limit():
+    """A board's table, its partitions and their indexes, built aside as ``__new``,
+    are PostgreSQL identifiers: past 63 bytes they would be cut and could collide."""
+    from battletracker.stats.interfaces import WINDOWS
+    from battletracker.stats.materialise import PARTITIONS, leaf_name, partition_name
+
+    board = "b" * registry_module.MAX_NAME
+    assert valid_name(board)
+    names = []
+    for window in WINDOWS:
+        for table in (leaf_name(board, window), leaf_name(board, window) + "__new"):
+            names.append(table)
+            for platform, _ in PARTITIONS:
+                part = partition_name(table, platform)
+                names += [part, part + "__account", part + "__ranks"]
+    assert max(len(n.encode()) for n in names) <= 63
