@@ -398,13 +398,16 @@ def run(
             reference_label="store s",
         )
     ).below(60)
+    # the target is the stage as it runs each night: every board x window a piece of
+    # its own, the pieces in parallel on the server worker's processes
     outcome.add(
         Figure(
-            f"all boards, all windows s at {n:,}",
-            big["boards_s"],
+            f"all boards, all windows s at {n:,} (the boards stage: "
+            f"{big['stage_boards']['pieces']} pieces on {PARALLEL} processes, wall)",
+            big["stage_boards"]["wall_s"],
             "s",
-            reference=big["diffs_s"],
-            reference_label="diffs s",
+            reference=big["boards_s"],
+            reference_label="in one task s",
         )
     ).below(120)
     boards_disk = big["sizes"].get("boards", 0)
@@ -421,15 +424,6 @@ def run(
         outcome.add(Figure(f"{kind} lookup p99 ms", p99, "ms")).below(20)
     stage = big["stage_boards"]
     limit = Settings().stage_soft_time_limit  # a piece's soft time limit (the default)
-    outcome.add(
-        Figure(
-            f"boards stage, {stage['pieces']} pieces on {PARALLEL} worker processes, wall s",
-            stage["wall_s"],
-            "s",
-            reference=big["boards_s"],
-            reference_label="one task s",
-        )
-    )
     outcome.add(
         Figure(
             "boards stage, sum of piece times s",
