@@ -460,30 +460,84 @@ def build_window_sums(conn: Connection, window: str, as_of: dt.date,
         return window_sums_in(conn, window, as_of, work_mem=work_mem)
 
 
+#: Per-account sums of a window; ``diff_rows`` counts the diff rows summed, so an
+#: account whose last row leaves the window leaves the sums (as in a full rebuild).
+_FULL_SUMS = (
+    "CREATE UNLOGGED TABLE {new} AS SELECT account_id, "
+    + ", ".join(f"sum({c})::bigint AS {c}" for c in COUNTERS)
+    + ", count(*)::int AS diff_rows FROM diff_battles "
+    "WHERE date BETWEEN :first AND :last GROUP BY account_id"
+)
+#: The next night's sums from last night's: + the new day's diffs, - the day that left
+#: the window. Two hash joins over one day each and one pass over the old sums, instead
+#: of summing every day of the window again (a month: ~5x fewer rows, and no sort).
+_NEXT_SUMS = (
+    "CREATE UNLOGGED TABLE {new} AS SELECT account_id, "
+    + ", ".join(f"coalesce(p.{c}, 0) + coalesce(d.{c}, 0) AS {c}" for c in COUNTERS)
+    + """, coalesce(p.diff_rows, 0) + coalesce(d.diff_rows, 0) AS diff_rows
+    FROM {old} p FULL JOIN (
+        SELECT account_id, """
+    + ", ".join(f"coalesce(t.{c}, 0) - coalesce(x.{c}, 0) AS {c}" for c in COUNTERS)
+    + """, (t.account_id IS NOT NULL)::int - (x.account_id IS NOT NULL)::int AS diff_rows
+        FROM (SELECT * FROM diff_battles WHERE date = :last) t
+        FULL JOIN (SELECT * FROM diff_battles WHERE date = :gone) x USING (account_id)
+    ) d USING (account_id)
+    WHERE coalesce(p.diff_rows, 0) + coalesce(d.diff_rows, 0) > 0"""
+)
+#: What the diffs of a range of dates are, as of now: each date's night and when its
+#: diffs were written. ``compute_diffs`` is the only writer of ``diff_battles``, once
+#: per night and with ``diffed_at`` in the same transaction, so equal fingerprints mean
+#: equal diffs.
+_DIFFS_FINGERPRINT = """
+SELECT md5(coalesce(string_agg(date || '/' || id || '/' || diffed_at, ',' ORDER BY date), ''))
+FROM cycles WHERE date BETWEEN :first AND :last AND diffed_at IS NOT NULL
+"""
+
+
+def _sums_label(conn: Connection, as_of: dt.date, first: dt.date, last: dt.date) -> str:
+    """A window sums' label: the date they are for and the fingerprint of their diffs."""
+    fingerprint = conn.execute(text(_DIFFS_FINGERPRINT), {"first": first, "last": last})
+    return f"{as_of.isoformat()} {fingerprint.scalar_one()}"
+
+
+def _label_date(label: str | None) -> str | None:
+    """The date part of a sums table's label (None when it has none)."""
+    return None if label is None else label.split(" ", 1)[0]
+
+
 def window_sums_in(conn: Connection, window: str, as_of: dt.date,
                    *, work_mem: str = DEFAULT_WORK_MEM) -> str:
-    """:func:`build_window_sums` inside the caller's transaction (which it commits with)."""
+    """:func:`build_window_sums` inside the caller's transaction (which it commits with).
+
+    When the live sums are the previous night's and the diffs they summed are still
+    the same (their label), the new ones are made from them (:data:`_NEXT_SUMS`);
+    otherwise every day of the window is summed again. Both give the same rows.
+    """
     bounds = window_bounds(window, as_of)
     if bounds is None:
         return "players"
+    first, last = bounds
+    day = dt.timedelta(days=1)
     name, new = sums_name(window), sums_name(window) + "__new"
-    sums = ", ".join(f"sum({c})::bigint AS {c}" for c in COUNTERS)
     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key("sums", window)})
     conn.execute(text("SELECT set_config('work_mem', :m, true)"), {"m": work_mem})
     conn.execute(text(f"DROP TABLE IF EXISTS {new}"))
-    conn.execute(
-        text(
-            f"CREATE UNLOGGED TABLE {new} AS "
-            f"SELECT account_id, {sums} "
-            f"FROM diff_battles WHERE date BETWEEN :first AND :last GROUP BY account_id"
-        ),
-        {"first": bounds[0], "last": bounds[1]},
-    )
+    live = conn.execute(
+        text("SELECT obj_description(to_regclass(:n), 'pg_class')"), {"n": name}
+    ).scalar()
+    if first < last and live == _sums_label(conn, as_of - day, first - day, last - day):
+        log.info("sums of %s as of %s: from the previous night's", window, as_of)
+        conn.execute(text(_NEXT_SUMS.format(new=new, old=name)),
+                     {"last": last, "gone": first - day})  # fmt: skip
+    else:
+        log.info("sums of %s as of %s: every day summed", window, as_of)
+        conn.execute(text(_FULL_SUMS.format(new=new)), {"first": first, "last": last})
+    label = _sums_label(conn, as_of, first, last)
     conn.execute(text(f"ANALYZE {new}"))
     conn.execute(text("SET LOCAL lock_timeout = '30s'"))
     conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
     conn.execute(text(f"ALTER TABLE {new} RENAME TO {name}"))
-    conn.execute(text(f"COMMENT ON TABLE {name} IS '{as_of.isoformat()}'"))
+    conn.execute(text(f"COMMENT ON TABLE {name} IS '{label}'"))
     return name
 
 
@@ -538,8 +592,8 @@ def board_in(
         made_for = conn.execute(
             text("SELECT obj_description(to_regclass(:n), 'pg_class')"), {"n": source}
         ).scalar()
-        if made_for != as_of.isoformat():
-            raise StaleSums(f"{source} is for {made_for!r}, not {as_of}")
+        if _label_date(made_for) != as_of.isoformat():
+            raise StaleSums(f"{source} is for {_label_date(made_for)!r}, not {as_of}")
     t0 = time.perf_counter()
     new, method = _build(conn, scorer, window, source, as_of)
     seconds = time.perf_counter() - t0
