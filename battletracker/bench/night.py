@@ -9,11 +9,12 @@ of nights); then one night goes through the real stages, each timed:
 2. ``compute_diffs``; 3. every board of every window in one task (``materialise``),
    then the day's activity: the reference; 4. the boards again through the real
    ``materialising`` stage, its pieces (windows' sums, each board x window, activity)
-   as tasks on a server worker with :data:`PARALLEL` processes: wall time, the sum of
-   the pieces' times and the longest piece (what must stay under a task's time limit,
-   projected linearly to 17 M accounts); 5. the export the last piece sends, to the
-   Elasticsearch stand-in (only up to ``export_max`` players: the stand-in keeps every
-   document in memory).
+   as tasks on a server worker with :data:`PARALLEL` processes, after the previous
+   night's sums were made (untimed: the week's and month's start from them): wall
+   time, the sum of the pieces' times and the longest piece (what must stay under a
+   task's time limit, projected linearly to 17 M accounts); 5. the export the last
+   piece sends, to the Elasticsearch stand-in (only up to ``export_max`` players: the
+   stand-in keeps every document in memory).
 
 Measured too: the database's growth over the night (bytes, by table), the boards' disk
 against ``players``, and lookups (top page, rank, around) on the boards. Targets apply
@@ -247,6 +248,17 @@ def _lookups(engine: Engine, samples: int = 600) -> dict[str, float]:
     return {k: sorted(v)[int(0.99 * (len(v) - 1))] for k, v in times.items()}
 
 
+def _last_nights_sums(engine: Engine) -> None:
+    """The windows' sums the previous night's stage left (untimed): a night's stage
+    makes the week's and month's from them, as it does every night but the first."""
+    from ..stats.materialise import WINDOW_DAYS, build_window_sums
+
+    with engine.connect() as conn:
+        for window, days in WINDOW_DAYS.items():
+            if days > 1:
+                build_window_sums(conn, window, NIGHT - dt.timedelta(days=1))
+
+
 def _boards_as_stage(settings: Settings, cycle_id: int, workers: int) -> dict[str, Any]:
     """The boards again through the real ``materialising`` stage: its pieces sent as tasks
     to a server worker with ``workers`` processes on a fresh vhost; then the export the
@@ -361,6 +373,7 @@ def one_night(
             figures["activity_s"] = time.perf_counter() - t0
             with session_scope(settings) as session:
                 grow_ranges(session, settings, cycle.cycle_id)  # -> materialising
+            _last_nights_sums(engine)
             stage = _boards_as_stage(settings, cycle.cycle_id, parallel)
             figures["stage_boards"] = stage
             if standin is not None:
