@@ -480,11 +480,15 @@ def run(
     )
     if len(nights) > 1:
         ratio = n / small["players"]
-        for step in ("store_s", "diffs_s", "boards_s", "activity_s"):
+        steps = {"store": "store_s", "diffs": "diffs_s", "boards in one task": "boards_s",
+                 "activity": "activity_s"}  # fmt: skip
+        for night in (small, big):
+            night["boards stage"] = night["stage_boards"]["wall_s"]
+        for label, step in {**steps, "boards stage": "boards stage"}.items():
             grew = big[step] / max(small[step], 1e-3)
             outcome.add(
                 Figure(
-                    f"{step[:-2]} time x{ratio:g} size",
+                    f"{label} time x{ratio:g} size",
                     grew,
                     reference=ratio,
                     reference_label="size ratio",
