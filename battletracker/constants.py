@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["COUNTERS", "PS_THRESHOLD", "Platform", "platform_of"]
+__all__ = ["COUNTERS", "PS_THRESHOLD", "Platform", "platform_of", "platform_sql"]
 
 #: The ``statistics.all`` counters, under their API names, in a fixed order that the
 #: fetch result, the staging COPY and every set-based statement share.
@@ -40,3 +40,8 @@ class Platform(enum.StrEnum):
 
 def platform_of(account_id: int) -> Platform:
     return Platform.xbox if account_id < PS_THRESHOLD else Platform.ps
+
+
+def platform_sql(account_id: str) -> str:
+    """:func:`platform_of` in SQL, for the column or expression ``account_id``."""
+    return f"(CASE WHEN {account_id} < {PS_THRESHOLD} THEN 'xbox' ELSE 'ps' END)"

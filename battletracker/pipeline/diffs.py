@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
-from ..constants import COUNTERS, PS_THRESHOLD
+from ..constants import COUNTERS, PS_THRESHOLD, platform_sql
 from ..models import Cycle, CycleStatus
 from .partitions import drop_cycle_staging, ensure_month_partitions
 
@@ -55,7 +55,7 @@ __all__ = ["DiffReport", "compute_diffs", "earlier_open_night", "next_night_to_d
 log = logging.getLogger(__name__)
 
 _C = ", ".join(COUNTERS)
-_PLATFORM = f"CASE WHEN account_id < {PS_THRESHOLD} THEN 'xbox' ELSE 'ps' END"
+_PLATFORM = platform_sql("account_id")
 _LOCK_KEY = 0x6274_6466  # "btdf": one diff at a time
 _EPOCH = dt.date(1970, 1, 1)
 _OPEN = (CycleStatus.fetching, CycleStatus.diffing)

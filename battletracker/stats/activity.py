@@ -34,14 +34,14 @@ import datetime as dt
 
 from sqlalchemy import Connection, text
 
-from ..constants import PS_THRESHOLD
+from ..constants import platform_sql
 
 __all__ = ["materialise_activity"]
 
 _EPOCH = dt.date(1970, 1, 1)
 #: An account's platform from its id, the rule every stage uses: grouping the 90 days
 #: by the id alone keeps the aggregate's state small (no text ``min`` per row).
-_PLATFORM = f"CASE WHEN account_id < {PS_THRESHOLD} THEN 'xbox' ELSE 'ps' END"
+_PLATFORM = platform_sql("account_id")
 
 
 def _unix(day: dt.date) -> int:

@@ -64,6 +64,7 @@ from ..roles import WEB_ROLE
 
 if TYPE_CHECKING:
     import psycopg
+from ..constants import platform_sql
 from ..models import COUNTERS, PS_THRESHOLD
 from .activity import materialise_activity
 from .interfaces import WINDOWS, LeaderboardScorer, UnknownWindow, min_battles_in
@@ -126,12 +127,6 @@ def leaf_name(board: str, window: str) -> str:
     return f"lbe__{board}__{window}"
 
 
-def platform_sql(account_id: str) -> str:
-    """SQL for the platform of an account id (ids from :data:`PS_THRESHOLD` up are
-    PlayStation's: the rule the whole pipeline uses, so boards store no platform)."""
-    return f"(CASE WHEN {account_id} < {PS_THRESHOLD} THEN 'xbox' ELSE 'ps' END)"
-
-
 def platform_filter_sql(platform: str, account_id: str) -> str:
     """SQL keeping the rows of ``platform`` (``xbox`` or ``ps``)."""
     op = {"xbox": "<", "ps": ">="}[platform]
@@ -164,7 +159,7 @@ def _rank_insert(target: str, source_select: str) -> str:
     index relies on) without a second sort; three sorts of every row were the boards'
     main cost at millions of players.
     """
-    ps = f"account_id >= {PS_THRESHOLD}"
+    ps = platform_filter_sql("ps", "account_id")
     return f"""
         INSERT INTO {target} (score, account_id, battles, rank, platform_rank)
         SELECT score, account_id, battles, rank,
