@@ -7,16 +7,20 @@ only when some break a rule (rare) are they sent again to set those aside with r
 
 The binary COPY checks the rows' types (an ``int8`` column takes no string, float or
 ``None``; ``varchar(64)`` no number, no longer nickname). What it cannot tell is checked
-in bulk (C-speed passes, no Python loop): before it, rows that are lists, ids within
-the chunk and each id once (staging has no key: a chunk is stored once by its state
-machine, see ``store.py``, and its ids are its own), and whether any nickname can
-break a nickname rule (else SQL leaves those out); during it, batch by batch, that no
-value is a ``bool`` (JSON ``true`` would COPY as 1).
+in bulk (C-speed passes, no Python loop over the values), batch by batch between the
+COPY's writes (:func:`_check_batch`): rows that are lists of the columns' width, every
+value an ``int``, ``str`` or ``None`` (a ``bool`` above all: JSON ``true`` would COPY as
+1), ids within the chunk and each id once (staging has no key: a chunk is stored once
+by its state machine, see ``store.py``, and its ids are its own), and whether some
+nickname can break a nickname rule (else SQL leaves those rules out). The COPY is
+server-bound, so these checks cost the client time the server spends on the batches
+already sent, instead of delaying the COPY by passes over the whole result.
 
-A result this path cannot take as it is (a refused COPY: a malformed row, or an odd
-value no column can hold, such as a NUL in a nickname) leaves nothing behind (a
-savepoint) and the caller judges it with the Python rules instead: rejected as a whole,
-or stored with those rows set aside, exactly as before.
+A result this path cannot take as it is (a check failed, a refused COPY: a malformed
+row, or an odd value no column can hold, such as a NUL in a nickname) leaves nothing
+behind (a savepoint) and the caller judges it with the Python rules instead: rejected
+as a whole, or stored with those rows set aside, exactly as before. A nickname that
+may break a rule (rare) sends the rows again, the nickname rules in the ``WHERE``.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import itertools
 import operator
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -33,9 +37,9 @@ from sqlalchemy import Connection, text
 
 from ..constants import COUNTERS
 from .result import COLUMNS, ChunkSpec
-from .rules_sql import CONTROL_CHARACTER, latest_allowed, problem_sql
+from .rules_sql import CONTROL_CHARACTER, keep_sql, latest_allowed, problem_sql
 
-__all__ = ["SAVEPOINT", "STAGING_TYPES", "Odd", "Prescan", "prescan", "stage_rows"]
+__all__ = ["SAVEPOINT", "STAGING_TYPES", "Odd", "stage_rows"]
 
 #: PostgreSQL types of ``("cycle_id", *COLUMNS)`` in ``staged_accounts`` (the binary
 #: COPY's wire format; the row-by-row fallback and the benchmarks name them).
@@ -48,7 +52,7 @@ _VALUE_TYPES = frozenset({int, str, type(None)})
 _WIDTH = len(COLUMNS)
 _ID = operator.itemgetter(COLUMNS.index("account_id"))
 _NICKNAME = operator.itemgetter(COLUMNS.index("nickname"))
-#: Rows type-checked and written at a time (see :func:`_copy`).
+#: Rows checked and written at a time (see :func:`_copy`).
 _BATCH = 1_000
 #: A nickname SQL has to look at: a control character (NUL included: the COPY refuses it).
 _ODD_NICKNAME = re.compile(CONTROL_CHARACTER.replace(r"\x01", r"\x00"))
@@ -77,46 +81,58 @@ RETURNING account_id, reason
 Odd = tuple[int, str]
 
 
-@dataclass(frozen=True)
-class Prescan:
-    """What the bulk checks before the COPY found: may SQL skip the nickname rules?"""
-
-    #: some nickname is empty or holds a control character: SQL checks nicknames
-    nicknames: bool
+class _NotForCopy(Exception):
+    """The rows are not for the set-based path (the Python rules judge them)."""
 
 
-def prescan(rows: Sequence[Any], spec: ChunkSpec) -> Prescan | None:
-    """The checks the COPY cannot make, in bulk (C speed, no loop over the values).
+class _OddNickname(Exception):
+    """Some nickname can break a nickname rule: SQL must check nicknames."""
 
-    None when the rows are not for the set-based path: not lists of the columns' width,
-    an id outside the chunk or twice, a nickname that is not a string. (Value types:
-    :func:`_copy`.)
+
+@dataclass
+class _Checks:
+    """What :func:`_check_batch` needs from batch to batch of one COPY."""
+
+    spec: ChunkSpec
+    #: False once SQL checks the nicknames itself
+    nicknames_clean: bool
+    seen: set[int] = field(default_factory=set)
+    rows: int = 0
+
+
+def _check_batch(batch: Sequence[Any], checks: _Checks) -> None:
+    """The checks the COPY cannot make, on one batch of rows (C-speed passes).
+
+    Raises :class:`_NotForCopy` for rows that are not lists of the columns' width, a
+    value that is not an ``int``, ``str`` or ``None``, an id outside the chunk or seen
+    before, a nickname that is not a string; :class:`_OddNickname` for a nickname that
+    is empty or holds a control character while SQL leaves nicknames unchecked.
     """
-    if not rows:
-        return Prescan(nicknames=False)
-    if not set(map(type, rows)) <= _ROW_TYPES or set(map(len, rows)) != {_WIDTH}:
-        return None
+    if not set(map(type, batch)) <= _ROW_TYPES or set(map(len, batch)) != {_WIDTH}:
+        raise _NotForCopy("a row that is not a list of the columns")
+    if not set(map(type, itertools.chain.from_iterable(batch))) <= _VALUE_TYPES:
+        raise _NotForCopy("a value no column takes (a bool?)")
     # the two columns read here, each by one C-level pass (no flat copy of every value)
-    ids, nicknames = list(map(_ID, rows)), list(map(_NICKNAME, rows))
+    ids, nicknames = list(map(_ID, batch)), list(map(_NICKNAME, batch))
+    spec = checks.spec
     try:
         if not (spec.first_id <= min(ids) and max(ids) <= spec.last_id):
-            return None
+            raise _NotForCopy("an id outside the chunk")
         joined = "".join(nicknames)  # TypeError unless every nickname is a str
     except TypeError:  # an id or nickname of the wrong type
-        return None
-    if len(set(ids)) != len(ids):
-        return None
-    return Prescan(nicknames="" in nicknames or _ODD_NICKNAME.search(joined) is not None)
+        raise _NotForCopy("an id or nickname of the wrong type") from None
+    checks.seen.update(ids)
+    checks.rows += len(ids)
+    if len(checks.seen) != checks.rows:
+        raise _NotForCopy("an id twice")
+    if checks.nicknames_clean and ("" in nicknames or _ODD_NICKNAME.search(joined)):
+        raise _OddNickname
 
 
 def partition_of(cycle_id: int) -> str:
     """The cycle's staging partition (``partitions.ensure_cycle_staging``): the COPY goes
     straight there, saving the parent's routing of every row (~5 % of the COPY)."""
     return f"staged_accounts_c{int(cycle_id)}"
-
-
-class _NotAColumnValue(TypeError):
-    """A value of a type no column takes, found by :func:`_copy` mid-COPY."""
 
 
 def _copy(
@@ -126,15 +142,13 @@ def _copy(
     rows: Sequence[Any],
     where: str,
     *,
-    check_types: bool = False,
+    checks: _Checks | None = None,
 ) -> int:
     """Binary COPY of ``rows`` into ``table`` keeping those ``where`` holds; rows copied.
 
-    ``check_types``: refuse (:class:`_NotAColumnValue`, which aborts the COPY) a value
-    that is not an ``int``, ``str`` or ``None``: a ``bool`` above all, which the COPY
-    would take as 1. The check runs batch by batch between the writes, so on two cores
-    it overlaps with the server's work on the batches already sent, instead of
-    delaying the COPY by a pass over every value.
+    ``checks``: run :func:`_check_batch` on each batch before it is written; what it
+    raises aborts the COPY (nothing of it stays). On two cores the checks overlap with
+    the server's work on the batches already sent.
     """
     raw = conn.connection.dbapi_connection
     assert raw is not None
@@ -143,11 +157,8 @@ def _copy(
             cp.set_types(list(STAGING_TYPES))
             for start in range(0, len(rows), _BATCH):
                 batch = rows[start : start + _BATCH]
-                if (
-                    check_types
-                    and not set(map(type, itertools.chain.from_iterable(batch))) <= _VALUE_TYPES
-                ):
-                    raise _NotAColumnValue("a value no column takes (a bool?)")
+                if checks is not None:
+                    _check_batch(batch, checks)
                 for row in batch:
                     cp.write_row((cycle_id, *row))
         return int(cur.rowcount)
@@ -157,7 +168,6 @@ def stage_rows(
     conn: Connection,
     spec: ChunkSpec,
     rows: Sequence[Any],
-    scan: Prescan,
     *,
     node: str,
     now: int,
@@ -166,24 +176,38 @@ def stage_rows(
 
     Runs right after the caller set :data:`SAVEPOINT`.
 
-    Returns the rows set aside (account id, reason), or None when the COPY refused the
-    rows: then nothing of them is written and the transaction is usable.
+    Returns the rows set aside (account id, reason), or None when the rows are not for
+    this path (:func:`_check_batch`) or the COPY refused them: then nothing of them is
+    written and the transaction is usable.
 
-    The rules filter the COPY itself (``COPY ... WHERE``): the rows are read once. Only
-    when some were left out (rare) are they sent again, the odd ones kept this time, to
-    be set aside with their reasons: the same expression decides both, so each row lands
-    in exactly one of the two. The nickname rules are left out of it when ``scan`` shows
-    no nickname can break them.
+    The rules filter the COPY itself (``COPY ... WHERE keep_sql``): the rows are read
+    once. Only when some were left out (rare) are they sent again, the odd ones kept this
+    time (``problem_sql IS NOT NULL``), to be set aside with their reasons: ``keep_sql``
+    is ``problem_sql IS NULL`` made cheap, so each row lands in exactly one of the two.
+    The nickname rules are left out of both until a batch shows a nickname that can
+    break them; then the COPY starts again with them.
     """
     raw = conn.connection.dbapi_connection
     assert raw is not None
-    problem = problem_sql(str(latest_allowed(now)), nicknames=scan.nicknames)
+    latest = str(latest_allowed(now))
+
+    def kept(nicknames: bool) -> int:
+        return _copy(conn, partition_of(spec.cycle_id), spec.cycle_id, rows,
+                     f"WHERE {keep_sql(latest, nicknames=nicknames)}",
+                     checks=_Checks(spec, nicknames_clean=not nicknames))  # fmt: skip
+
+    nicknames = False
     try:
-        staged = _copy(conn, partition_of(spec.cycle_id), spec.cycle_id, rows,
-                       f"WHERE ({problem}) IS NULL", check_types=True)  # fmt: skip
-    except _REFUSED:
+        try:
+            staged = kept(nicknames)
+        except _OddNickname:
+            raw.execute(f"ROLLBACK TO SAVEPOINT {SAVEPOINT}")
+            nicknames = True
+            staged = kept(nicknames)
+    except (_NotForCopy, *_REFUSED):
         raw.execute(f"ROLLBACK TO SAVEPOINT {SAVEPOINT}")
         return None
+    problem = problem_sql(latest, nicknames=nicknames)
     if staged == len(rows):
         return []
     conn.execute(text(_ODD_TABLE))

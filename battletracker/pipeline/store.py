@@ -30,7 +30,7 @@ from .result import (
     check_envelope,
     validate_result,
 )
-from .staging import SAVEPOINT, STAGING_TYPES, Odd, prescan, stage_rows
+from .staging import SAVEPOINT, STAGING_TYPES, Odd, stage_rows
 
 __all__ = ["STAGING_TYPES", "StoreOutcome", "StoreReport", "mark_rejected", "store_result"]
 
@@ -190,10 +190,7 @@ def store_result(session: Session, raw: object, *, now: int | None = None) -> St
     if chunk[4] == ChunkStatus.missed:
         log.info("chunk %s came back after its night was closed: not stored", spec.chunk_id)
         return StoreReport(StoreOutcome.late, spec.chunk_id, spec.cycle_id)
-    odd = None
-    scan = prescan(envelope.rows, spec)
-    if scan is not None:
-        odd = stage_rows(conn, spec, envelope.rows, scan, node=envelope.node, now=clock)
+    odd = stage_rows(conn, spec, envelope.rows, node=envelope.node, now=clock)
     if odd is None:
         accounts, odd = _store_checked_in_python(session, raw, clock)
     else:

@@ -23,7 +23,7 @@ from battletracker.db import engine_for, psycopg_conninfo, session_scope
 from battletracker.models import COUNTERS
 from battletracker.pipeline.coordinator import create_cycle
 from battletracker.pipeline.result import COLUMNS, RESULT_VERSION, validate_result
-from battletracker.pipeline.rules_sql import latest_allowed, problem_sql
+from battletracker.pipeline.rules_sql import keep_sql, latest_allowed, problem_sql
 from battletracker.pipeline.staging import STAGING_TYPES
 from battletracker.pipeline.store import store_result
 from battletracker.settings import IdRange, Settings
@@ -69,6 +69,16 @@ def sql_problems(pg: psycopg.Connection[Any], rows: list[list[Any]]) -> dict[int
             cp.write_row((1, i, *r[1:]))
     got = pg.execute(f"SELECT account_id, {problem_sql(str(latest_allowed(NOW)))} FROM probe")
     return dict(got.fetchall())
+
+
+def sql_keeps(pg: psycopg.Connection[Any], *, nicknames: bool) -> dict[int, tuple[bool, bool]]:
+    """For the rows in ``probe``: ``keep_sql`` and ``problem_sql(...) IS NULL``, by row."""
+    latest = str(latest_allowed(NOW))
+    got = pg.execute(
+        f"SELECT account_id, {keep_sql(latest, nicknames=nicknames)}, "
+        f"({problem_sql(latest, nicknames=nicknames)}) IS NULL FROM probe"
+    )
+    return {int(i): (keep, clean) for i, keep, clean in got.fetchall()}
 
 
 # -- rows: honest ones, and each rule pushed to either side of its edge ---------------------
@@ -118,6 +128,10 @@ def test_sql_and_python_rules_agree_on_every_row(pg: Any, batch: list[list[Any]]
     sql = sql_problems(pg, batch)
     for i, r in enumerate(batch):
         assert sql[i] == row_problem(r, now=NOW), r
+    # the COPY's cheaper filter keeps exactly the rows the CASE finds nothing in
+    for nicknames in (True, False):
+        for i, (keep, clean) in sql_keeps(pg, nicknames=nicknames).items():
+            assert keep is clean, (nicknames, batch[i])
 
 
 def test_each_rule_family_is_reached() -> None:

@@ -244,3 +244,30 @@ def test_a_bool_in_a_later_batch_aborts_the_copy_already_under_way(
     with session_scope(db) as s:
         assert store_result(s, msg).accounts == len(msg["rows"])
     assert [r[0] for r in staged(db, cycle_id)] == [r[0] for r in msg["rows"]]
+
+
+def test_checks_between_batches_see_the_whole_result(
+    db: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An id repeated across batches refuses the result; an odd nickname in a later batch
+    sends the rows again with the nickname rules, the rows already sent leaving nothing."""
+    monkeypatch.setattr(staging, "_BATCH", 5)
+    with session_scope(db) as s:
+        cycle_id = create_cycle(s, db, next(_dates)).cycle_id
+    chunks = chunks_of(db, cycle_id)
+    twice = result_for(chunks[0])
+    twice["rows"][17][0] = twice["rows"][2][0]  # batches 0 and 3
+    with pytest.raises(InvalidResult, match="twice"), session_scope(db) as s:
+        store_result(s, twice)
+    assert staged(db, cycle_id) == []
+    odd = result_for(chunks[1])
+    odd["rows"][23][COLUMNS.index("nickname")] = "tab\there"
+    odd["rows"][4][COLUMNS.index("wins")] = odd["rows"][4][COLUMNS.index("battles")] + 1
+    expected = validate_result(odd)
+    with session_scope(db) as s:
+        report = store_result(s, odd)
+    assert (report.accounts, report.set_aside) == (len(odd["rows"]) - 2, 2)
+    aside = query(db, "SELECT account_id, reason FROM set_aside_rows WHERE chunk_id = :k "
+                      "ORDER BY account_id", k=odd["chunk_id"])  # fmt: skip
+    assert [tuple(a) for a in aside] == [(s.account_id, s.reason) for s in expected.set_aside]
+    assert [r[0] for r in staged(db, cycle_id)] == [r[0] for r in expected.rows]
