@@ -289,7 +289,7 @@ class StagedAccount(Counters, Base):
 
     No key in the database (migration 0011): maintaining one cost the store about a third
     of its COPY. Each account is there once because a chunk is stored once (its row lock
-    and status), a result holds each of its chunk's ids once (checked before the COPY),
+    and status), a result holds each of its chunk's ids once (checked as it is COPYed),
     and a cycle's chunks do not overlap. The mapper still names the pair as its identity.
     """
 

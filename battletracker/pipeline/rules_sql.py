@@ -80,14 +80,14 @@ def problem_sql(latest: str = ":latest", *, nicknames: bool = True) -> str:
 def keep_sql(latest: str = ":latest", *, nicknames: bool = True) -> str:
     """True for a row that breaks no rule: ``(problem_sql(...)) IS NULL``, made cheap.
 
-    The COPY's ``WHERE`` evaluates it for every row, on the server's side of a
-    server-bound COPY. A guard of the rules grouped (one ``least`` for the counters'
-    lower bounds, one ``greatest`` per multiple of ``battles``) is about half the
-    comparisons of the ``CASE``; only a row it does not pass (a rule broken, or a NULL
-    somewhere) falls through to the ``CASE``. The guard is the conjunction of the
-    negated branches, so guard true means no branch can hold: the result is always
-    exactly ``problem IS NULL``. ``AND`` stops at the first false term, so ``battles``
-    is bounded before it is multiplied, as in the ``CASE``.
+    The COPY's ``WHERE`` evaluates it for every row, while the client waits. A guard of
+    the rules grouped (one ``least`` for the counters' lower bounds, one ``greatest`` per
+    multiple of ``battles``) is about half the comparisons of the ``CASE``; only a row it
+    does not pass (a rule broken, or a NULL somewhere) falls through to the ``CASE``. The
+    guard is the conjunction of the negated branches, so guard true means no branch can
+    hold: the result is always exactly ``problem IS NULL``. The executor stops an ``AND``
+    at its first false term, so ``battles`` is bounded before it is multiplied, as in the
+    ``CASE``; were it not, an overflow would refuse the COPY and the Python rules judge.
     """
     first = FIRST_CREATED_AT
     others = [c for c in COUNTERS if c != "battles"]

@@ -12,9 +12,10 @@ COPY's writes (:func:`_check_batch`): rows that are lists of the columns' width,
 value an ``int``, ``str`` or ``None`` (a ``bool`` above all: JSON ``true`` would COPY as
 1), ids within the chunk and each id once (staging has no key: a chunk is stored once
 by its state machine, see ``store.py``, and its ids are its own), and whether some
-nickname can break a nickname rule (else SQL leaves those rules out). The COPY is
-server-bound, so these checks cost the client time the server spends on the batches
-already sent, instead of delaying the COPY by passes over the whole result.
+nickname can break a nickname rule (else SQL leaves those rules out). The client waits
+on the server for much of a COPY, so a batch checked while the server works on the ones
+already sent costs less than its own time, where passes over the whole result before
+the COPY would delay it by all of theirs.
 
 A result this path cannot take as it is (a check failed, a refused COPY: a malformed
 row, or an odd value no column can hold, such as a NUL in a nickname) leaves nothing

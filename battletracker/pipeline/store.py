@@ -162,7 +162,7 @@ def store_result(session: Session, raw: object, *, now: int | None = None) -> St
     types, SQL the rules; a result it cannot take is judged by ``validate_result``, the
     readable reference of both, with the same outcome. Staging has no key: the chunk's
     row lock and status store a chunk once, its rows hold each of its ids once (checked
-    before the COPY), and a cycle's chunks do not overlap.
+    as it is COPYed), and a cycle's chunks do not overlap.
 
     A node's notices travel the same way as its results (the only queue a node may
     write to, authenticated the same way): ``{..chunk.., "progress": true}`` when a
