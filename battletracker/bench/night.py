@@ -404,6 +404,13 @@ def one_night(
     return figures
 
 
+def _export_note(night: dict[str, Any]) -> str:
+    """The export's time, or why it was not run (above ``export_max`` players)."""
+    if "export_s" in night:
+        return f"export {night['export_s']:.1f} s"
+    return "export not run (the benchmark exports only up to its export_max players)"
+
+
 def run(
     *,
     sizes: list[int] | tuple[int, ...] = (20_000, 100_000),
@@ -480,8 +487,7 @@ def run(
             f"benchmark's making of the messages {night['messages_s']:.1f} s more), diffs "
             f"{night['diffs_s']:.1f} s, boards {night['boards_s']:.1f} s "
             f"({', '.join(f'{w} {s:.1f}' for w, s in night['boards_by_window_s'].items())}), "
-            f"activity {night['activity_s']:.1f} s, export "
-            f"{night.get('export_s', float('nan')):.1f} s; growth "
+            f"activity {night['activity_s']:.1f} s, {_export_note(night)}; growth "
             f"{(night['growth']['database'] - night['growth'].get('boards', 0)) / 2**20:.1f} MiB "
             f"(diffs {night['growth'].get('diff_battles', 0) / 2**20:.1f}, snapshots "
             f"{night['growth'].get('total_battles', 0) / 2**20:.1f}, staging "

@@ -22,7 +22,12 @@ from battletracker.db import engine_for
 from battletracker.models import Cycle, CycleStatus
 from battletracker.pipeline.partitions import ensure_month_partitions
 from battletracker.settings import Settings
-from battletracker.stats.materialise import WINDOW_DAYS, build_window_sums, sums_name
+from battletracker.stats.materialise import (
+    WINDOW_DAYS,
+    build_window_sums,
+    summed_in_order,
+    sums_name,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -119,3 +124,42 @@ def test_diffs_written_again_or_a_night_skipped_sum_everything_again(
     assert _build(engine, "week", days[11] + dt.timedelta(days=1), caplog) == FULL
     with engine.connect() as conn:
         assert _sums(conn, "week") == _recount(conn, "week", days[11] + dt.timedelta(days=1))
+
+
+def test_full_sums_stream_in_account_order_and_leave_the_planner_as_it_was(
+    db_settings: Settings,
+) -> None:
+    """The full sums read the diffs through the primary key, one account at a time: no
+    hash aggregate to spill, no sort (docs/performance.md); the ranking sorts after
+    them, in the same transaction, keep the planner's own settings."""
+    engine = engine_for(db_settings)
+    rng = random.Random(9)
+    days = [START + dt.timedelta(days=i) for i in range(40)]  # two month partitions
+    with engine.begin() as conn:
+        for day in days:
+            _night(conn, rng, day)
+        conn.execute(text("ANALYZE diff_battles"))
+    params = {"first": days[5], "last": days[-1]}
+    with engine.begin() as conn:
+        conn.execute(text("SET LOCAL enable_sort = on"))
+        summed_in_order(conn, "CREATE TEMP TABLE plan_of_sums (plan text)", {})
+        plans: list[str] = []
+
+        def explain() -> None:
+            plans.append("\n".join(conn.execute(text(
+                "EXPLAIN SELECT account_id, sum(battles) FROM diff_battles "
+                "WHERE date BETWEEN :first AND :last GROUP BY account_id"), params).scalars()))
+
+        settings = "current_setting('enable_hashagg') || current_setting('enable_sort')"
+        summed_in_order(conn, f"INSERT INTO plan_of_sums SELECT {settings}", {})
+        inside = conn.execute(text("SELECT plan FROM plan_of_sums")).scalar_one()
+        after = conn.execute(text(f"SELECT {settings}")).scalar_one()
+        conn.execute(text("SELECT set_config('enable_hashagg', 'off', true)"))
+        conn.execute(text("SELECT set_config('enable_sort', 'off', true)"))
+        explain()  # what summed_in_order runs under
+    assert inside == "offoff" and after == "onon"
+    (streamed,) = plans
+    nodes = [line.strip().removeprefix("->").split("  (")[0].strip()
+             for line in streamed.splitlines() if "(cost=" in line]
+    assert nodes[0] == "GroupAggregate" and "Merge Append" in nodes, streamed
+    assert all(n.startswith("Index") for n in nodes[2:]), streamed  # no Sort, no Hash
