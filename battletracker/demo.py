@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import secrets
 import time
 import warnings
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from .settings import ApiKey, IdRange, Settings
 from .volunteer.lease import release_keeper
 from .wargaming.simulator import PS_MIN, XBOX_MIN, Population, Simulator, serve
 from .watch import wait_for_cycle
+from .web.secret import new_secret_key
 
 __all__ = ["run_demo"]
 
@@ -152,7 +152,7 @@ def run_demo(
             growth_step=new_per_day * 4,
             fetch_concurrency=8,
             # the dashboard refuses a default key; the demo's sessions die with it
-            secret_key=secrets.token_urlsafe(48),
+            secret_key=new_secret_key(),
         )
         upgrade(settings)
         started = time.monotonic()

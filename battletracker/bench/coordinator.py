@@ -17,6 +17,7 @@ from sqlalchemy import text
 
 from ..db import engine_for
 from ..settings import Settings
+from ..web.secret import new_secret_key
 from .report import Figure, Outcome
 from .services import rabbit_vhost
 
@@ -44,8 +45,6 @@ def _raw_publish(broker: str, count: int, body: str) -> float:
 
 def run(*, chunk_size: int = 10_000) -> Outcome:
     """Create and publish the night of the default (real) ranges."""
-    import secrets
-
     from ..app import configure
     from ..pipeline.tasks import start_cycle
     from ..testing.databases import temporary_database
@@ -55,7 +54,7 @@ def run(*, chunk_size: int = 10_000) -> Outcome:
     base = Settings()
     with temporary_database(base, prefix="bt_bench") as db, rabbit_vhost() as broker:
         settings = db.replace(
-            broker_url=broker, chunk_size=chunk_size, secret_key=secrets.token_hex(24)
+            broker_url=broker, chunk_size=chunk_size, secret_key=new_secret_key()
         )
         configure(settings)
         t0 = time.perf_counter()

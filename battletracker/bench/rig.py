@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.util
-import secrets
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ from sqlalchemy import text
 from ..db import engine_for
 from ..settings import IdRange, Settings
 from ..wargaming.simulator import PS_MIN, XBOX_MIN
+from ..web.secret import new_secret_key
 from .nodes import Enrolment
 from .services import Usage, Worker, consumers, management_url, rabbit_vhost
 
@@ -231,7 +231,7 @@ def pipeline_rig(
         settings = db.replace(
             broker_url=broker,
             chunk_size=chunk_size,
-            secret_key=secrets.token_hex(24),
+            secret_key=new_secret_key(),
             lease_seconds=lease_seconds,
             xbox_range=IdRange(XBOX_MIN, XBOX_MIN + max(xbox_ids, 1) - 1),
             ps_range=IdRange(PS_MIN, PS_MIN + max(ps_ids, 1) - 1),

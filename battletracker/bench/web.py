@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import secrets
 import socket
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from sqlalchemy import make_url, text
 
 from ..db import engine_for, make_engine
 from ..settings import Settings
+from ..web.secret import new_secret_key
 from .report import Figure, Outcome
 
 __all__ = ["load", "run"]
@@ -181,7 +181,7 @@ def run(
         env = {
             **os.environ,
             "BATTLETRACKER_DATABASE_URL": settings.database_url,
-            "BATTLETRACKER_SECRET_KEY": secrets.token_hex(32),
+            "BATTLETRACKER_SECRET_KEY": new_secret_key(),
         }
         server = subprocess.Popen(
             [str(_BIN / "battletracker"), "web", "--host", "127.0.0.1", "--port", str(port),
