@@ -22,8 +22,9 @@ against ``players``, and lookups (top page, rank, around) on the boards. The tim
 targets are the issue's at 5 M players (:func:`aim_of`: the largest size run up to
 it; none if every size is larger): diffs < 60 s, boards stage < 120 s; at every
 size: boards <= 2x the disk of ``players``, lookups p99 < 20 ms; from each size to
-the next, no stage slower than linear in the size. A year at 17 M accounts is projected from the
-growth per account and night, with the retention rule in :data:`RETENTION`.
+the next, no stage slower than linear in the size. A year at 17 M accounts is
+projected from the growth per account and night, with the retention rule in
+:data:`RETENTION`.
 """
 
 from __future__ import annotations
