@@ -140,25 +140,19 @@ def test_full_sums_stream_in_account_order_and_leave_the_planner_as_it_was(
             _night(conn, rng, day)
         conn.execute(text("ANALYZE diff_battles"))
     params = {"first": days[5], "last": days[-1]}
+    settings = "current_setting('enable_hashagg') || current_setting('enable_sort')"
     with engine.begin() as conn:
         conn.execute(text("SET LOCAL enable_sort = on"))
-        summed_in_order(conn, "CREATE TEMP TABLE plan_of_sums (plan text)", {})
-        plans: list[str] = []
-
-        def explain() -> None:
-            plans.append("\n".join(conn.execute(text(
-                "EXPLAIN SELECT account_id, sum(battles) FROM diff_battles "
-                "WHERE date BETWEEN :first AND :last GROUP BY account_id"), params).scalars()))
-
-        settings = "current_setting('enable_hashagg') || current_setting('enable_sort')"
-        summed_in_order(conn, f"INSERT INTO plan_of_sums SELECT {settings}", {})
-        inside = conn.execute(text("SELECT plan FROM plan_of_sums")).scalar_one()
+        conn.execute(text("CREATE TEMP TABLE seen (settings text)"))
+        summed_in_order(conn, f"INSERT INTO seen SELECT {settings}", {})
+        inside = conn.execute(text("SELECT settings FROM seen")).scalar_one()
         after = conn.execute(text(f"SELECT {settings}")).scalar_one()
-        conn.execute(text("SELECT set_config('enable_hashagg', 'off', true)"))
-        conn.execute(text("SELECT set_config('enable_sort', 'off', true)"))
-        explain()  # what summed_in_order runs under
+        for name in ("enable_hashagg", "enable_sort"):  # what summed_in_order runs under
+            conn.execute(text("SELECT set_config(:n, 'off', true)"), {"n": name})
+        streamed = "\n".join(conn.execute(text(
+            "EXPLAIN SELECT account_id, sum(battles) FROM diff_battles "
+            "WHERE date BETWEEN :first AND :last GROUP BY account_id"), params).scalars())
     assert inside == "offoff" and after == "onon"
-    (streamed,) = plans
     nodes = [line.strip().removeprefix("->").split("  (")[0].strip()
              for line in streamed.splitlines() if "(cost=" in line]
     assert nodes[0] == "GroupAggregate" and "Merge Append" in nodes, streamed
