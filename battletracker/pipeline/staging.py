@@ -10,8 +10,9 @@ The binary COPY checks the rows' types (an ``int8`` column takes no string, floa
 in bulk (C-speed passes, no Python loop over the values), batch by batch between the
 COPY's writes (:func:`_check_batch`): rows that are lists of the columns' width, every
 value an ``int``, ``str`` or ``None`` (a ``bool`` above all: JSON ``true`` would COPY as
-1), ids within the chunk and each id once (staging has no key: a chunk is stored once
-by its state machine, see ``store.py``, and its ids are its own), and whether some
+1), ids rising through the chunk, so each is within it and there once (staging has no
+key: a chunk is stored once by its state machine, see ``store.py``, and its ids are its
+own; a fetcher sends its rows in id order), and whether some
 nickname can break a nickname rule (else SQL leaves those rules out). The client waits
 on the server for much of a COPY, so a batch checked while the server works on the ones
 already sent costs less than its own time, where passes over the whole result before
@@ -26,6 +27,7 @@ may break a rule (rare) sends the rows again, the nickname rules in the ``WHERE`
 
 from __future__ import annotations
 
+import collections
 import itertools
 import operator
 import re
@@ -47,6 +49,8 @@ __all__ = ["SAVEPOINT", "STAGING_TYPES", "Odd", "stage_rows"]
 STAGING_TYPES: tuple[str, ...] = ("int4", "int8", "varchar", "int8", "int8") + ("int8",) * len(
     COUNTERS
 )
+#: The types of ``COLUMNS`` alone: a cycle's partition has its cycle as default (0013).
+_ROW_COPY_TYPES = list(STAGING_TYPES[1:])
 _ROW_TYPES = frozenset({list, tuple})
 #: Every value of a plain row is one of these (a ``bool`` is an ``int`` to the COPY).
 _VALUE_TYPES = frozenset({int, str, type(None)})
@@ -66,10 +70,11 @@ _REFUSED = (psycopg.DataError, psycopg.IntegrityError, TypeError, ValueError, Ov
 
 #: A staged row as received, for ``set_aside_rows.row`` (the JSON the node sent).
 _ROW_JSON = f"jsonb_build_array({', '.join(COLUMNS)})"
-_COPY_COLUMNS = ", ".join(("cycle_id", *COLUMNS))
-#: Where the rows that break a rule wait (rarely) for their move to ``set_aside_rows``.
+_COPY_COLUMNS = ", ".join(COLUMNS)
+#: Where the rows that break a rule wait (rarely) for their move to ``set_aside_rows``:
+#: shaped as the cycle's partition, its default included.
 _ODD_TABLE = """
-CREATE TEMP TABLE IF NOT EXISTS staged_odd (LIKE staged_accounts) ON COMMIT DROP
+CREATE TEMP TABLE IF NOT EXISTS staged_odd (LIKE {partition} INCLUDING DEFAULTS) ON COMMIT DROP
 """
 _SET_ASIDE = """
 INSERT INTO set_aside_rows (cycle_id, chunk_id, account_id, kind, reason, row, node)
@@ -97,17 +102,25 @@ class _Checks:
     spec: ChunkSpec
     #: False once SQL checks the nicknames itself
     nicknames_clean: bool
-    seen: set[int] = field(default_factory=set)
-    rows: int = 0
+    #: the id the next batch must start above (the rows' ids rise through a result)
+    after: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.after = self.spec.first_id - 1
 
 
 def _check_batch(batch: Sequence[Any], checks: _Checks) -> None:
     """The checks the COPY cannot make, on one batch of rows (C-speed passes).
 
     Raises :class:`_NotForCopy` for rows that are not lists of the columns' width, a
-    value that is not an ``int``, ``str`` or ``None``, an id outside the chunk or seen
-    before, a nickname that is not a string; :class:`_OddNickname` for a nickname that
-    is empty or holds a control character while SQL leaves nicknames unchecked.
+    value that is not an ``int``, ``str`` or ``None``, ids that do not rise through the
+    chunk (out of it, twice, or merely out of order: a fetcher sends them in order, and
+    the Python rules judge any other), a nickname that is not a string;
+    :class:`_OddNickname` for a nickname that is empty or holds a control character
+    while SQL leaves nicknames unchecked.
+
+    Rising ids are each once and within the chunk by a comparison per row, where a set
+    of the ids seen and their ``min`` and ``max`` cost several times that.
     """
     if not set(map(type, batch)) <= _ROW_TYPES or set(map(len, batch)) != {_WIDTH}:
         raise _NotForCopy("a row that is not a list of the columns")
@@ -115,17 +128,18 @@ def _check_batch(batch: Sequence[Any], checks: _Checks) -> None:
         raise _NotForCopy("a value no column takes (a bool?)")
     # the two columns read here, each by one C-level pass (no flat copy of every value)
     ids, nicknames = list(map(_ID, batch)), list(map(_NICKNAME, batch))
-    spec = checks.spec
     try:
-        if not (spec.first_id <= min(ids) and max(ids) <= spec.last_id):
-            raise _NotForCopy("an id outside the chunk")
+        rising = (
+            checks.after < ids[0]
+            and ids[-1] <= checks.spec.last_id
+            and all(map(operator.lt, ids, itertools.islice(ids, 1, None)))
+        )
         joined = "".join(nicknames)  # TypeError unless every nickname is a str
     except TypeError:  # an id or nickname of the wrong type
         raise _NotForCopy("an id or nickname of the wrong type") from None
-    checks.seen.update(ids)
-    checks.rows += len(ids)
-    if len(checks.seen) != checks.rows:
-        raise _NotForCopy("an id twice")
+    if not rising:
+        raise _NotForCopy("ids that do not rise through the chunk")
+    checks.after = ids[-1]
     if checks.nicknames_clean and ("" in nicknames or _ODD_NICKNAME.search(joined)):
         raise _OddNickname
 
@@ -139,13 +153,16 @@ def partition_of(cycle_id: int) -> str:
 def _copy(
     conn: Connection,
     table: str,
-    cycle_id: int,
     rows: Sequence[Any],
     where: str,
     *,
     checks: _Checks | None = None,
 ) -> int:
     """Binary COPY of ``rows`` into ``table`` keeping those ``where`` holds; rows copied.
+
+    ``table`` is a cycle's partition, or shaped as one: its ``cycle_id`` defaults to the
+    cycle, so the rows go as they are (no new row with the cycle in front of each), and
+    each batch is written by one C-level pass (``map``), not a Python loop.
 
     ``checks``: run :func:`_check_batch` on each batch before it is written; what it
     raises aborts the COPY (nothing of it stays). On two cores the checks overlap with
@@ -155,13 +172,12 @@ def _copy(
     assert raw is not None
     with raw.cursor() as cur:  # type: ignore[attr-defined]
         with cur.copy(f"COPY {table} ({_COPY_COLUMNS}) FROM STDIN (FORMAT BINARY) {where}") as cp:
-            cp.set_types(list(STAGING_TYPES))
+            cp.set_types(_ROW_COPY_TYPES)
             for start in range(0, len(rows), _BATCH):
                 batch = rows[start : start + _BATCH]
                 if checks is not None:
                     _check_batch(batch, checks)
-                for row in batch:
-                    cp.write_row((cycle_id, *row))
+                collections.deque(map(cp.write_row, batch), maxlen=0)
         return int(cur.rowcount)
 
 
@@ -191,10 +207,10 @@ def stage_rows(
     raw = conn.connection.dbapi_connection
     assert raw is not None
     latest = str(latest_allowed(now))
+    partition = partition_of(spec.cycle_id)
 
     def kept(nicknames: bool) -> int:
-        return _copy(conn, partition_of(spec.cycle_id), spec.cycle_id, rows,
-                     f"WHERE {keep_sql(latest, nicknames=nicknames)}",
+        return _copy(conn, partition, rows, f"WHERE {keep_sql(latest, nicknames=nicknames)}",
                      checks=_Checks(spec, nicknames_clean=not nicknames))  # fmt: skip
 
     nicknames = False
@@ -211,8 +227,8 @@ def stage_rows(
     problem = problem_sql(latest, nicknames=nicknames)
     if staged == len(rows):
         return []
-    conn.execute(text(_ODD_TABLE))
-    odd_rows = _copy(conn, "staged_odd", spec.cycle_id, rows, f"WHERE ({problem}) IS NOT NULL")
+    conn.execute(text(_ODD_TABLE.format(partition=partition)))
+    odd_rows = _copy(conn, "staged_odd", rows, f"WHERE ({problem}) IS NOT NULL")
     odd = conn.execute(
         text(_SET_ASIDE.format(problem=problem, row=_ROW_JSON)),
         {"chunk": spec.chunk_id, "node": node or None},

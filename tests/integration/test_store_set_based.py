@@ -21,7 +21,7 @@ from sqlalchemy import text
 
 from battletracker.db import engine_for, session_scope
 from battletracker.models import ChunkStatus
-from battletracker.pipeline import staging
+from battletracker.pipeline import staging, store
 from battletracker.pipeline.coordinator import create_cycle
 from battletracker.pipeline.diffs import compute_diffs
 from battletracker.pipeline.local import advance, run_cycle
@@ -271,3 +271,32 @@ def test_checks_between_batches_see_the_whole_result(
                       "ORDER BY account_id", k=odd["chunk_id"])  # fmt: skip
     assert [tuple(a) for a in aside] == [(s.account_id, s.reason) for s in expected.set_aside]
     assert [r[0] for r in staged(db, cycle_id)] == [r[0] for r in expected.rows]
+
+
+def test_rows_in_id_order_take_the_set_based_path_and_others_the_python_rules(
+    db: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fetcher sends its rows in id order: the COPY takes them as they are. Rows out of
+    order (within a batch or across two) are judged by the Python rules, the same rows
+    stored."""
+    monkeypatch.setattr(staging, "_BATCH", 5)
+    judged: list[int] = []
+    python_rules = store._store_checked_in_python
+
+    def spy(session: Any, raw: dict[str, Any], now: int) -> Any:
+        judged.append(raw["chunk_id"])
+        return python_rules(session, raw, now)
+
+    monkeypatch.setattr(store, "_store_checked_in_python", spy)
+    with session_scope(db) as s:
+        cycle_id = create_cycle(s, db, next(_dates)).cycle_id
+    chunks = chunks_of(db, cycle_id)
+    results = [result_for(chunk) for chunk in chunks[:3]]
+    for msg, (a, b) in zip(results[1:], [(1, 2), (4, 5)], strict=True):
+        msg["rows"][a], msg["rows"][b] = msg["rows"][b], msg["rows"][a]
+    for msg in results:
+        with session_scope(db) as s:
+            assert store_result(s, msg).accounts == len(msg["rows"])
+    assert judged == [results[1]["chunk_id"], results[2]["chunk_id"]]
+    assert [r[0] for r in staged(db, cycle_id)] == sorted(
+        r[0] for msg in results for r in msg["rows"])  # fmt: skip
