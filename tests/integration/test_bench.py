@@ -56,6 +56,10 @@ def test_every_benchmark_runs_tiny_and_writes_its_json(tmp_path: Path) -> None:
         assert by_name[bench, "accounts stored"]["met"] is True
     assert by_name["keyrate", "REQUEST_LIMIT_EXCEEDED"]["value"] >= 0
     assert by_name["store", "rows staged"]["met"] is True
+    # the store's ratio split: the rules' WHERE alone, then the store's own work
+    rules = by_name["store", "ratio raw COPY + rules' WHERE / raw COPY"]["value"]
+    own = by_name["store", "ratio store_result / raw COPY + rules' WHERE"]["value"]
+    assert rules * own == pytest.approx(by_name["store", "ratio store_result / raw COPY"]["value"])
     assert by_name["coordinator", "chunks published"]["met"] is True
     assert doc["all_met"] == all(b["met"] for b in doc["benchmarks"])
     assert "all targets met" in done.stdout or "MISSED" in done.stdout
