@@ -11,6 +11,11 @@ The node keeps ``fetch_concurrency`` requests in flight for its one key (its ope
 ``fetch_concurrency`` setting): with no latency to cover, 8 was measured fastest and
 cheapest side by side with 4, 16 and 32 (the rate-derived default of a 1,000 rps key);
 each further connection costs the node CPU on every request in httpcore's pool.
+
+``store_concurrency`` (the store worker's processes) and ``prefetch`` (Celery's
+``--prefetch-multiplier`` for the store worker and the node alike) are there to measure
+the defaults by: each run reads the prefetch the broker actually gives the consumers,
+so a setting that did not reach the workers fails the run instead of passing unseen.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from ..wargaming.simulator import Population, Simulator, TemplatePopulation, ser
 from .profile import Sampler
 from .report import Figure, Outcome
 from .rig import pipeline_rig
+from .services import prefetch_total
 
 __all__ = ["run"]
 
@@ -51,6 +57,7 @@ def run(
     chunks_in_flight: int = 3,
     store_concurrency: int = 1,
     fetch_concurrency: int = 8,
+    prefetch: int = 1,
     workdir: Path | None = None,
     profile: bool = True,
     seed: int = 11,
@@ -63,6 +70,7 @@ def run(
             "chunks_in_flight": chunks_in_flight,
             "store_concurrency": store_concurrency,
             "fetch_concurrency": fetch_concurrency,
+            "prefetch": prefetch,
         },
     )
     started = time.monotonic()
@@ -83,12 +91,14 @@ def run(
             workdir=workdir,
         ) as rig,
     ):
-        server = rig.server(concurrency=store_concurrency, queues="store")
+        multiplier = ("--prefetch-multiplier", str(prefetch))
+        server = rig.server(concurrency=store_concurrency, queues="store", extra=multiplier)
         rig.server(queues="control")
         node = rig.node(
             chunks_in_flight,
             own_keys=f"{KEY}:1000",
             extra_env={"BATTLETRACKER_FETCH_CONCURRENCY": str(fetch_concurrency)},
+            extra=multiplier,
         )
         node_before, store_before = node.usage(), server.usage()
         sim_before = time.process_time()
@@ -107,6 +117,11 @@ def run(
         store_cpu = store_use.cpu_seconds - store_before.cpu_seconds
         expected = night.chunks  # every chunk stored once
         profiles = [s.finish() for s in samplers]
+        # read once the night is stored: the management API's view lags by seconds
+        held = {
+            "store worker": (prefetch_total(rig.settings.broker_url, "store"), store_concurrency),
+            "node": (prefetch_total(rig.settings.broker_url, "fetch"), chunks_in_flight),
+        }
     seconds = night.stored_at - night.published_at
     rate = ids / seconds
     accounts_expected = sum(population.exists(i, 0) for i in rig_ids(population))
@@ -128,6 +143,15 @@ def run(
         )
     ).equals(accounts_expected)
     outcome.add(Figure("chunks stored", night.chunks, reference=expected, reference_label="chunks"))
+    for name, (count, processes) in held.items():
+        outcome.add(
+            Figure(
+                f"{name} prefetch at the broker (messages held)",
+                count,
+                reference=processes,
+                reference_label="processes or threads",
+            )
+        ).equals(processes * prefetch)
     per_id = {"node": node_cpu, "store worker": store_cpu, "simulator": sim_cpu}
     for name, cpu in per_id.items():
         outcome.add(

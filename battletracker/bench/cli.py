@@ -55,6 +55,11 @@ def _plan(only: tuple[str, ...], skip: tuple[str, ...]) -> list[str]:
 @click.option("--web-database", help="Reuse this database for the web benchmark (seeded "
               "on first use, kept afterwards): large sizes are seeded once.")
 @click.option("--chunk-size", type=click.IntRange(100, 100_000), help="Ids per chunk.")
+@click.option("--store-concurrency", type=click.IntRange(1, 16), default=1, show_default=True,
+              help="Processes of the capacity benchmark's store worker.")
+@click.option("--prefetch", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Celery's --prefetch-multiplier of the capacity benchmark's workers "
+              "(the project's is 1).")
 @click.option(
     "--json",
     "json_path",
@@ -91,6 +96,8 @@ def bench_command(
     web_workers: int,
     web_database: str | None,
     chunk_size: int | None,
+    store_concurrency: int,
+    prefetch: int,
     json_path: Path,
     chart: Path | None,
     markdown_path: Path | None,
@@ -123,6 +130,8 @@ def bench_command(
         "capacity": lambda: capacity.run(
             ids=sized(capacity_ids, 20_000, 200_000, 1_000_000),
             chunk_size=chunk_size or 10_000,
+            store_concurrency=store_concurrency,
+            prefetch=prefetch,
             workdir=_dir(workdir, "capacity"),
         ),
         "night": lambda: night.run(

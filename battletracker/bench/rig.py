@@ -11,7 +11,7 @@ import datetime as dt
 import importlib.util
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,7 +76,9 @@ class PipelineRig:
             "BATTLETRACKER_WG_API_URL": self.api_url,
         }
 
-    def server(self, concurrency: int = 1, queues: str = "store,control") -> Worker:
+    def server(
+        self, concurrency: int = 1, queues: str = "store,control", extra: Sequence[str] = ()
+    ) -> Worker:
         return self._start(
             queues,
             lambda: Worker(
@@ -85,6 +87,7 @@ class PipelineRig:
                 self.env(),
                 self.workdir / f"server{len(self.workers)}.log",
                 concurrency=concurrency,
+                extra=extra,
             ),
         )
 
@@ -100,6 +103,7 @@ class PipelineRig:
         name: str = "node",
         own_keys: str = "",
         extra_env: dict[str, str] | None = None,
+        extra: Sequence[str] = (),
     ) -> Worker:
         """An enrolled node's fetch worker (lease, own broker user, signed results, no
         database), several chunks at once in threads."""
@@ -117,6 +121,7 @@ class PipelineRig:
                 app=fetch_app(),
                 pool="threads",
                 concurrency=chunks_in_flight,
+                extra=extra,
             ),
         )
 

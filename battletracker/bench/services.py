@@ -20,7 +20,15 @@ from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
-__all__ = ["Usage", "Worker", "broker_root", "consumers", "rabbit_vhost", "usage_of_group"]
+__all__ = [
+    "Usage",
+    "Worker",
+    "broker_root",
+    "consumers",
+    "prefetch_total",
+    "rabbit_vhost",
+    "usage_of_group",
+]
 
 MANAGEMENT_ENV = "BATTLETRACKER_TEST_BROKER_ADMIN_URL"
 DEFAULT_MANAGEMENT = "http://guest:guest@127.0.0.1:15672"
@@ -30,19 +38,40 @@ def management_url() -> str:
     return os.environ.get(MANAGEMENT_ENV, DEFAULT_MANAGEMENT)
 
 
-def consumers(broker: str, queue: str) -> int:
-    """Consumers of ``queue`` in the vhost of ``broker`` (0 if it is not declared yet)."""
-    vhost = urlsplit(broker).path.lstrip("/") or "/"
+def _management(path: str) -> httpx.Response:
     parts = urlsplit(management_url())
     base = f"{parts.scheme}://{parts.hostname}:{parts.port or 15672}/api/"
     auth = (unquote(parts.username or "guest"), unquote(parts.password or "guest"))
-    r = httpx.get(
-        f"{base}queues/{quote(vhost, safe='')}/{quote(queue, safe='')}", auth=auth, timeout=10
-    )
+    return httpx.get(base + path, auth=auth, timeout=10)
+
+
+def _vhost(broker: str) -> str:
+    return quote(urlsplit(broker).path.lstrip("/") or "/", safe="")
+
+
+def consumers(broker: str, queue: str) -> int:
+    """Consumers of ``queue`` in the vhost of ``broker`` (0 if it is not declared yet)."""
+    r = _management(f"queues/{_vhost(broker)}/{quote(queue, safe='')}")
     if r.status_code == 404:
         return 0
     r.raise_for_status()
     return int(r.json().get("consumers", 0))
+
+
+def prefetch_total(broker: str, queue: str) -> int:
+    """How many unacknowledged messages the broker lets the consumers of ``queue`` hold, read
+    from the broker, not from the config: each consumer's own limit, or its channel's
+    shared one (Celery sets the channel's on RabbitMQ, whose per-consumer ``basic.qos`` is
+    not the spec's), each channel counted once."""
+    r = _management(f"queues/{_vhost(broker)}/{quote(queue, safe='')}")
+    r.raise_for_status()
+    details = r.json().get("consumer_details", [])
+    channels = _management(f"vhosts/{_vhost(broker)}/channels")
+    channels.raise_for_status()
+    shared = {c["name"]: int(c.get("global_prefetch_count", 0)) for c in channels.json()}
+    own = sum(int(c.get("prefetch_count", 0)) for c in details)
+    names = {c["channel_details"]["name"] for c in details}
+    return own + sum(shared.get(name, 0) for name in names)
 
 
 BROKER_ENV = "BATTLETRACKER_TEST_BROKER_URL"

@@ -65,3 +65,23 @@ def test_every_benchmark_runs_tiny_and_writes_its_json(tmp_path: Path) -> None:
     assert "all targets met" in done.stdout or "MISSED" in done.stdout
     capacity = next(b for b in doc["benchmarks"] if b["bench"] == "capacity")
     assert capacity["series"] and all(len(p) == 2 for p in capacity["series"])
+
+
+@pytest.mark.timeout(600)
+def test_capacity_runs_the_store_worker_and_prefetch_it_is_given(tmp_path: Path) -> None:
+    """The flags the defaults are measured by reach the workers: the broker holds as many
+    messages for each as its processes (or threads) times the prefetch multiplier."""
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [str(BIN / "battletracker"), "bench", "--tiny", "--only", "capacity",
+         "--store-concurrency", "2", "--prefetch", "3", "--json", str(out),
+         "--workdir", str(tmp_path / "work")],
+        capture_output=True, text=True, timeout=560,
+    )  # fmt: skip
+    assert done.returncode in (0, 1), done.stdout + done.stderr
+    (capacity,) = json.loads(out.read_text())["benchmarks"]
+    assert capacity["params"]["store_concurrency"] == 2 and capacity["params"]["prefetch"] == 3
+    figures = {f["name"]: f for f in capacity["figures"]}
+    assert figures["store worker prefetch at the broker (messages held)"]["value"] == 2 * 3
+    assert figures["node prefetch at the broker (messages held)"]["value"] == 3 * 3
+    assert figures["accounts stored"]["met"] is True
