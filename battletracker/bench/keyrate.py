@@ -88,8 +88,9 @@ def run(
         fetchers = [rig.node(chunks_in_flight, extra_env=margin_env) for _ in range(nodes)]
         rig.wait_shares(nodes, rate / nodes)
         before = rig.usage(fetchers)
-        published = rig.start_night()
-        night = rig.wait_stored(published, timeout=ids / 100 / rate * 3 + 120)
+        with rig.watching_leases() as leased:
+            published = rig.start_night()
+            night = rig.wait_stored(published, timeout=ids / 100 / rate * 3 + 120)
         after = rig.usage(fetchers)
         stats = sim.stats()
         expected = sum(1 for _ in population.truth(0))
@@ -133,6 +134,14 @@ def run(
             reference_label="key rate",
         )
     ).at_most(rate)
+    outcome.add(
+        Figure(
+            "most rps leased out at once (the server's view)",
+            leased.most_total,
+            reference=rate,
+            reference_label="key rate",
+        )
+    ).at_most(rate)
     outcome.add(Figure("chunks stored", night.chunks))
     outcome.add(
         Figure(
@@ -168,6 +177,13 @@ def run(
         f"fetch window {window:.1f} s for {ok} accepted requests; end to end {e2e:.1f} s "
         f"(publish to last chunk stored); node app: {fetch_app()}"
     )
+    shares = ", ".join(f"{v:g}" for v in sorted(leased.shares_seen)) or "none"
+    outcome.notes.append(f"shares leased out during the night: {shares} rps "
+                         f"({leased.samples} samples)")  # fmt: skip
+    if stats["limited_at"]:
+        # when the key went over, against the lease renewals (every lease period / 3)
+        when = ", ".join(f"{t - first:+.2f}" for t in stats["limited_at"][:10])
+        outcome.notes.append(f"refused for the limit at {when} s from the first accepted request")
     if nodes > 1:
         outcome.notes.append(
             f"{nodes} enrolled nodes share the key under leases "

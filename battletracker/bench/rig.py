@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.util
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -25,7 +26,7 @@ from ..web.secret import new_secret_key
 from .nodes import Enrolment
 from .services import Usage, Worker, consumers, management_url, rabbit_vhost
 
-__all__ = ["Night", "PipelineRig", "fetch_app", "pipeline_rig"]
+__all__ = ["LeaseWatch", "Night", "PipelineRig", "fetch_app", "pipeline_rig"]
 
 DAY = dt.date(2026, 3, 1)
 
@@ -49,6 +50,27 @@ class Night:
     accounts: int
     #: (seconds since publish, chunks stored, accounts stored) sampled while it ran
     samples: list[tuple[float, int, int]] = field(default_factory=list)
+
+
+#: The shares of the leases the server counts as live (``nodes.services._share_keys``).
+_LIVE_SHARES = (
+    "SELECT s.rps FROM lease_shares s JOIN node_leases l ON l.id = s.lease_id "
+    "WHERE l.revoked_at IS NULL AND l.expires_at > now()"
+)
+
+
+@dataclass
+class LeaseWatch:
+    """What the server leased out while a night ran: the most in total, the shares seen."""
+
+    most_total: float = 0.0
+    shares_seen: set[float] = field(default_factory=set)
+    samples: int = 0
+
+    def add(self, shares: list[float]) -> None:
+        self.most_total = max(self.most_total, sum(shares))
+        self.shares_seen.update(shares)
+        self.samples += 1
 
 
 @dataclass
@@ -191,21 +213,32 @@ class PipelineRig:
             for directory in self.node_dirs:
                 self.enrolment.lease(directory)
             with engine.connect() as conn:
-                shares = [
-                    r[0]
-                    for r in conn.execute(
-                        text(
-                            "SELECT s.rps FROM lease_shares s JOIN node_leases l "
-                            "ON l.id = s.lease_id "
-                            "WHERE l.revoked_at IS NULL AND l.expires_at > now()"
-                        )
-                    ).all()
-                ]
+                shares = [r[0] for r in conn.execute(text(_LIVE_SHARES)).all()]
             if len(shares) >= nodes and all(abs(s - rps) < 0.01 * rps for s in shares):
                 return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"leases not rebalanced to {nodes} x {rps:g}: {shares}")
             time.sleep(0.5)
+
+    @contextmanager
+    def watching_leases(self, every: float = 0.25) -> Iterator[LeaseWatch]:
+        """Sample the shares the server has leased out, in the background, while inside."""
+        watch = LeaseWatch()
+        engine = engine_for(self.settings)
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(every):
+                with engine.connect() as conn:
+                    watch.add([float(r[0]) for r in conn.execute(text(_LIVE_SHARES)).all()])
+
+        thread = threading.Thread(target=sample, name="lease-watch", daemon=True)
+        thread.start()
+        try:
+            yield watch
+        finally:
+            stop.set()
+            thread.join()
 
     def usage(self, workers: list[Worker]) -> Usage:
         parts = [w.usage() for w in workers]

@@ -55,6 +55,10 @@ def test_every_benchmark_runs_tiny_and_writes_its_json(tmp_path: Path) -> None:
     for bench in ("keyrate", "keyrate_2_nodes", "capacity"):
         assert by_name[bench, "accounts stored"]["met"] is True
     assert by_name["keyrate", "REQUEST_LIMIT_EXCEEDED"]["value"] >= 0
+    # the server's leases, sampled while the night ran: the key's budget, never more
+    for bench in ("keyrate", "keyrate_2_nodes"):
+        leased = by_name[bench, "most rps leased out at once (the server's view)"]
+        assert leased["value"] == leased["reference"] and leased["met"] is True
     assert by_name["store", "rows staged"]["met"] is True
     # the store's ratio split: the rules' WHERE alone, then the store's own work
     rules = by_name["store", "ratio raw COPY + rules' WHERE / raw COPY"]["value"]

@@ -47,6 +47,8 @@ MAX_IDS = 100
 FIELDS_LIMIT_MESSAGE = "INVALID_FIELDS"
 _TEXT = (("content-type", "text/plain"),)
 _GARBAGE = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+#: Refusals for the rate limit whose times ``stats()`` keeps (the first ones).
+_LIMITED_KEPT = 50
 
 
 class Simulator:
@@ -103,6 +105,8 @@ class Simulator:
         self._outcomes: Counter[str] = Counter()
         #: clock() of the first and the last accepted API request (the fetch window)
         self._ok_span: list[float] = []
+        #: clock() of the first refusals for the rate limit (when an overrun happened)
+        self._limited_at: list[float] = []
 
     @property
     def day(self) -> int:
@@ -144,6 +148,7 @@ class Simulator:
                 #: strict window only: mean seconds for a key's slot to come round
                 "slot_cycle": {k: getattr(b, "slot_cycle", None) for k, b in self._buckets.items()},
                 "ok_span": list(self._ok_span),
+                "limited_at": list(self._limited_at),
             }
 
     def count(self, outcome: str, key: str | None = None, ids: int = 0, accounts: int = 0) -> None:
@@ -153,6 +158,8 @@ class Simulator:
             self._counts["ids_served"] += ids
             self._counts["accounts_served"] += accounts
             self._outcomes[outcome] += 1
+            if outcome == "limit" and len(self._limited_at) < _LIMITED_KEPT:
+                self._limited_at.append(self.clock())
             if outcome == "ok":
                 now = self.clock()
                 self._ok_span[1:] = [now]

@@ -381,6 +381,8 @@ def test_strict_window_counts_every_arrival_for_one_second() -> None:
     assert stats["limit"] == "window"
     assert stats["outcomes"] == {"ok": 10, "limit": 3}
     assert stats["peak_per_second"] == {"demo": 7}
+    # when each refusal came, to tell an overrun's moment (against lease renewals, say)
+    assert stats["limited_at"] == pytest.approx([2000.0, 2000.0, 2000.999])
 
 
 def test_strict_window_accepts_exact_pacing_at_the_rate() -> None:
