@@ -22,7 +22,7 @@ from ..volunteer.lease import LeaseKeeper, keeper_for
 from ..volunteer.stopper import request_stop
 from ..wargaming.errors import KeyUnusable, MethodDisabled, RequestBug, WargamingError
 from . import metrics
-from .keys import fetch_on_node
+from .keys import fetch_on_node, follow_shares
 from .result import ChunkSpec
 
 __all__ = ["fetch_range"]
@@ -53,6 +53,7 @@ def fetch_range(self: PipelineTask, chunk: dict[str, Any]) -> dict[str, Any]:
     # issue 12: a node fetches with its lease's keys (and its own) and signs the result
     keeper = keeper_for(settings.node_dir)
     if keeper is not None:
+        keeper.follow(follow_shares)  # renewals reach the chunks already running
         # with no key of its own, wait up to one renewal for a share of the pool
         wait = 0.0 if settings.wg_keys else keeper.renew_in + 1
         leased = keeper.usable_keys(wait=wait)

@@ -14,16 +14,23 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from typing import Any, TypeVar
 
-from ..settings import Settings
+from ..settings import ApiKey, Settings
 from ..wargaming.client import WargamingClient
 from ..wargaming.ratelimit import KeyPacer
 from .fetch import KeySlot, concurrency_for, fetch_chunk
 from .result import ChunkSpec, FetchResult
 
-__all__ = ["fetch_on_node", "forget_keys", "mark_dead", "run_on_node_loop", "slots_for"]
+__all__ = [
+    "fetch_on_node",
+    "follow_shares",
+    "forget_keys",
+    "mark_dead",
+    "run_on_node_loop",
+    "slots_for",
+]
 
 T = TypeVar("T")
 
@@ -67,6 +74,19 @@ def _bucket(app_id: str, rps: float, margin: float) -> KeyPacer:
         else:
             bucket.reconfigure(rps)
         return bucket
+
+
+def follow_shares(keys: Iterable[ApiKey]) -> None:
+    """Apply a renewed lease's shares to this process's pacers of those keys now.
+
+    A chunk takes its keys' rates when it starts; a lease renewed while chunks run would
+    otherwise lower their pace only at the next chunk's start (tens of seconds at full
+    size), while the server may already have given the difference to another node.
+    """
+    with _LOCK:
+        paced = [(_BUCKETS[k.app_id], k.rps) for k in keys if k.app_id in _BUCKETS]
+    for bucket, rps in paced:
+        bucket.reconfigure(rps)
 
 
 def _lasting_slots(settings: Settings) -> list[KeySlot]:

@@ -14,6 +14,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,7 @@ class LeaseKeeper:
         self._expires = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._followers: list[Callable[[tuple[ApiKey, ...]], object]] = []
 
     # -- state -----------------------------------------------------------------------------
 
@@ -74,7 +76,21 @@ class LeaseKeeper:
             self._lease = lease
             self._expires = received + float(lease.get("expires_in", 0))
             self._changed.notify_all()
+            keys, followers = self._current(), list(self._followers)
+        for follow in followers:
+            try:
+                follow(keys)
+            except Exception:  # a follower's bug must not stop the renewals
+                log.exception("applying the renewed lease's keys failed")
         write_private(self.directory / LEASE_FILE, {**lease, "taken_at": time.time()})
+
+    def follow(self, apply: Callable[[tuple[ApiKey, ...]], object]) -> None:
+        """Call ``apply`` with the leased keys at every renewal from now on (once per
+        callable): a lowered share must slow the chunks already running at once, since
+        the server may hand the difference to another node right after this renewal."""
+        with self._lock:
+            if apply not in self._followers:
+                self._followers.append(apply)
 
     def _renew(self) -> None:
         lease_id = self._lease.get("lease_id") if self._lease else None
