@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     func,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -134,7 +135,11 @@ class NodeLease(Base):
 
 
 class LeaseShare(Base):
-    """The requests/s of one pool key a lease may spend."""
+    """The requests/s of one pool key a lease may spend, and what it just gave up.
+
+    ``held_rps``: the part of a lowered share still counted against the key until
+    ``held_until`` (the node's requests of the last second still count at the API).
+    """
 
     __tablename__ = "lease_shares"
 
@@ -145,6 +150,8 @@ class LeaseShare(Base):
         ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True
     )
     rps: Mapped[float] = mapped_column(Float)
+    held_rps: Mapped[float] = mapped_column(Float, server_default=text("0"), default=0.0)
+    held_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ResultRejection(Base):

@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from .. import __version__
@@ -44,13 +44,18 @@ from .models import (
 )
 
 __all__ = [
-    "KeyPool", "NodeConfig", "NodeService", "broker_admin_for", "node_config", "node_service",
+    "SHARE_HOLD", "KeyPool", "NodeConfig", "NodeService", "broker_admin_for", "node_config",
+    "node_service",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
 #: A share below this is not worth a key slot: the node gets no part of that key now.
 MIN_SHARE_RPS = 0.2
+#: How long budget a lease gave up (a lowered share, an expired lease) stays counted
+#: against the key: the API counts the last second's requests (a sliding window), and
+#: the node needs a moment to read its new share; only then may another node take it.
+SHARE_HOLD = dt.timedelta(seconds=2)
 INVITE_TTL = dt.timedelta(days=7)
 _NAME = re.compile(r"[\w .@-]{1,64}")
 
@@ -269,28 +274,45 @@ class NodeService:
         nodes renewing at once cannot both take the same unallocated budget. A newcomer
         gets at most what is free now; the others shrink to the fair share when they
         renew, and the newcomer grows into it at its next renewal.
+
+        Budget given up stays taken for :data:`SHARE_HOLD`: the part of a share lowered
+        at this renewal (``held_rps``), and the shares of a lease that expired, so that
+        the requests its node sent in the last second have left the API's window before
+        another node may spend the same budget.
         """
+        before: dict[int, _Was] = {
+            key_id: (rps, held_rps, held_until)
+            for key_id, rps, held_rps, held_until in self.session.execute(
+                select(LeaseShare.api_key_id, LeaseShare.rps, LeaseShare.held_rps,
+                       LeaseShare.held_until).where(LeaseShare.lease_id == lease.id)
+            )
+        }  # fmt: skip
         self.session.execute(delete(LeaseShare).where(LeaseShare.lease_id == lease.id))
         keys = self.session.execute(
             select(ApiKeyRow).where(ApiKeyRow.state == KeyState.active)
             .order_by(ApiKeyRow.id).with_for_update()
         ).scalars().all()  # fmt: skip
         out: list[dict[str, object]] = []
-        live = (NodeLease.id != lease.id, NodeLease.revoked_at.is_(None),
-                NodeLease.expires_at > now)  # fmt: skip
+        others = (NodeLease.id != lease.id, NodeLease.revoked_at.is_(None))
         # every live lease wants a share of every key, held or not yet
-        others = self.session.execute(select(func.count()).where(*live)).scalar_one()
+        live = self.session.execute(
+            select(func.count()).where(*others, NodeLease.expires_at > now)
+        ).scalar_one()
+        held = case((LeaseShare.held_until > now, LeaseShare.held_rps), else_=0.0)
         for key in keys:
             taken = self.session.execute(
-                select(func.coalesce(func.sum(LeaseShare.rps), 0.0))
+                select(func.coalesce(func.sum(LeaseShare.rps + held), 0.0))
                 .join(NodeLease, NodeLease.id == LeaseShare.lease_id)
-                .where(LeaseShare.api_key_id == key.id, *live)
+                .where(LeaseShare.api_key_id == key.id, *others,
+                       NodeLease.expires_at > now - SHARE_HOLD)
             ).scalar_one()  # fmt: skip
-            share = min(key.rps / (others + 1), key.rps - float(taken))
+            share = min(key.rps / (live + 1), key.rps - float(taken))
             share = int(share * 1000) / 1000  # round down: the sum never exceeds the budget
             if share < MIN_SHARE_RPS:
-                continue
-            self.session.add(LeaseShare(lease_id=lease.id, api_key_id=key.id, rps=share))
+                continue  # (a share lost entirely is not held: a hundred nodes on one key)
+            row = LeaseShare(lease_id=lease.id, api_key_id=key.id, rps=share)
+            _hold(row, before.get(key.id), now)
+            self.session.add(row)
             out.append({"app_id": key.app_id, "rps": share})
         return out
 
@@ -303,6 +325,24 @@ class NodeService:
         metrics.KEY_REPORTS.labels("pool" if key_id else "own").inc()
         log.critical("node %s (%s): API key %s unusable: %s", node.id, node.name,
                      _hint(app_id), reason[:200].replace("\n", " "))  # fmt: skip
+
+
+#: A lease's share of a key before its renewal: (rps, held_rps, held_until).
+_Was = tuple[float, float, "dt.datetime | None"]
+
+
+def _hold(row: LeaseShare, before: _Was | None, now: dt.datetime) -> None:
+    """Carry a renewed share's hold over: what it gave up now, and an earlier hold that
+    has not run out (held until the later of the two, the safe side)."""
+    if before is None:
+        return
+    rps, held_rps, held_until = before
+    kept = held_rps if held_until is not None and held_until > now else 0.0
+    given_up = max(0.0, rps - row.rps)
+    if given_up:
+        row.held_rps, row.held_until = given_up + kept, now + SHARE_HOLD
+    elif kept:
+        row.held_rps, row.held_until = kept, held_until
 
 
 class KeyPool:

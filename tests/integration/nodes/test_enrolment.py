@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import text
 
 from battletracker.db import engine_for
+from battletracker.nodes.services import SHARE_HOLD
 from battletracker.settings import Settings
 from battletracker.testing.databases import temporary_database
 from tests.common.nodes import NodeServer, node_server
@@ -28,6 +29,7 @@ pytestmark = pytest.mark.integration
 #: Short enough to see a silent node's lease expire; long enough that a loaded machine
 #: (commands as subprocesses, tests in parallel) never lets a live lease lapse mid-test.
 LEASE = 15
+HOLD = SHARE_HOLD.total_seconds() + 0.2
 
 
 @pytest.fixture
@@ -97,20 +99,25 @@ def test_shares_of_a_key_never_exceed_its_budget(server: NodeServer) -> None:
     assert lb["keys"] == [], "a newcomer gets only what is unallocated"
     la = _renew(server, a)
     assert la["keys"] == [{"app_id": "shared", "rps": 6.0}]
+    # the 6 rps a gave up stay counted while its last second's requests may still count
+    assert _renew(server, b)["keys"] == [], "a lowered share's difference taken at once"
+    time.sleep(HOLD)
     lb = _renew(server, b)
     assert lb["keys"] == [{"app_id": "shared", "rps": 6.0}]
     _renew(server, c, new=True)
     for d in (a, b, c, a, b, c):
         _renew(server, d)
-        assert sum(_shares(server)) <= 12.0
+        assert _budget_spoken_for(server) <= 12.0
+    time.sleep(HOLD)
+    _renew(server, c)
     assert _shares(server) == [4.0, 4.0, 4.0]
     assert sorted(n["rps"] for n in server.nodes()) == [4.0, 4.0, 4.0]
-    # c goes silent: after its lease expires the others take its share back
-    deadline = time.monotonic() + LEASE + 0.5
-    while time.monotonic() < deadline:
-        for d in (a, b):
-            _renew(server, d)
-        time.sleep(1)
+    # c goes silent: its lease expired a moment ago, its share still held; then free
+    _execute(server, "UPDATE node_leases SET expires_at = now() - interval '1 second' "
+                     f"WHERE id = {int(_lease_id(c))}")  # fmt: skip
+    assert _renew(server, a)["keys"] == [{"app_id": "shared", "rps": 4.0}]
+    _execute(server, "UPDATE node_leases SET expires_at = now() - interval '3 seconds' "
+                     f"WHERE id = {int(_lease_id(c))}")  # fmt: skip
     for d in (a, b):
         _renew(server, d)
     assert _shares(server) == [6.0, 6.0]
@@ -126,6 +133,30 @@ def _renew(server: NodeServer, directory: Path, new: bool = False) -> dict[str, 
 
     saved = load_lease(directory)
     return take_lease(directory, renew=None if new or saved is None else int(saved["lease_id"]))
+
+
+def _lease_id(directory: Path) -> int:
+    from battletracker.volunteer.lease import load_lease
+
+    saved = load_lease(directory)
+    assert saved is not None
+    return int(saved["lease_id"])
+
+
+def _execute(srv: NodeServer, sql: str) -> None:
+    from battletracker.settings import load_settings
+
+    with engine_for(load_settings(environ=srv.env)).begin() as conn:
+        conn.execute(text(sql))
+
+
+def _budget_spoken_for(server: NodeServer) -> float:
+    """Live shares plus what is held (given up in the last moments, or by leases that just
+    expired): what the server will not hand out."""
+    return sum(float(str(r[0])) for r in _query(server, """
+        SELECT s.rps + CASE WHEN s.held_until > now() THEN s.held_rps ELSE 0 END
+        FROM lease_shares s JOIN node_leases l ON l.id = s.lease_id
+        WHERE l.revoked_at IS NULL AND l.expires_at > now() - interval '2 seconds'"""))
 
 
 def _shares(server: NodeServer) -> list[float]:
