@@ -25,6 +25,10 @@ from .population import Population
 __all__ = ["RunningSimulator", "run_forever", "serve"]
 
 
+#: Linux's per-packet receive timestamps (``SO_TIMESTAMPNS``), in CLOCK_REALTIME.
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+
+
 class _Server(ThreadingHTTPServer):
     """One thread per connection; daemon threads so a stuck client never blocks exit."""
 
@@ -36,9 +40,14 @@ class _Server(ThreadingHTTPServer):
         super().__init__(address, _Handler)
         self.sim = sim
 
-
-#: Linux's per-packet receive timestamps (``SO_TIMESTAMPNS``), in CLOCK_REALTIME.
-_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+    def server_bind(self) -> None:
+        """Receive timestamps on from the listening socket on: an accepted connection
+        inherits them, so a request that arrived before its connection was accepted (the
+        first of every new connection, under load) still carries the kernel's time of
+        arrival, not the time a thread read it."""
+        with contextlib.suppress(OSError):  # not Linux: the handler falls back to its read
+            self.socket.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+        super().server_bind()
 
 
 class _StampedReader(io.RawIOBase):
