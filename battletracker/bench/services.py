@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 import httpx
@@ -49,13 +50,20 @@ def _vhost(broker: str) -> str:
     return quote(urlsplit(broker).path.lstrip("/") or "/", safe="")
 
 
-def consumers(broker: str, queue: str) -> int:
-    """Consumers of ``queue`` in the vhost of ``broker`` (0 if it is not declared yet)."""
+def _queue(broker: str, queue: str) -> dict[str, Any]:
+    """The management API's view of ``queue`` in the vhost of ``broker`` ({} if it is not
+    declared yet)."""
     r = _management(f"queues/{_vhost(broker)}/{quote(queue, safe='')}")
     if r.status_code == 404:
-        return 0
+        return {}
     r.raise_for_status()
-    return int(r.json().get("consumers", 0))
+    info: dict[str, Any] = r.json()
+    return info
+
+
+def consumers(broker: str, queue: str) -> int:
+    """Consumers of ``queue`` in the vhost of ``broker`` (0 if it is not declared yet)."""
+    return int(_queue(broker, queue).get("consumers", 0))
 
 
 def prefetch_total(broker: str, queue: str) -> int:
@@ -63,9 +71,7 @@ def prefetch_total(broker: str, queue: str) -> int:
     from the broker, not from the config: each consumer's own limit, or its channel's
     shared one (Celery sets the channel's on RabbitMQ, whose per-consumer ``basic.qos`` is
     not the spec's), each channel counted once."""
-    r = _management(f"queues/{_vhost(broker)}/{quote(queue, safe='')}")
-    r.raise_for_status()
-    details = r.json().get("consumer_details", [])
+    details = _queue(broker, queue).get("consumer_details", [])
     channels = _management(f"vhosts/{_vhost(broker)}/channels")
     channels.raise_for_status()
     shared = {c["name"]: int(c.get("global_prefetch_count", 0)) for c in channels.json()}

@@ -109,7 +109,9 @@ class NodeService:
         self.broker = broker
 
     def _now(self) -> dt.datetime:
-        now: dt.datetime = self.session.execute(select(func.now())).scalar_one()
+        """The database's clock at this moment (not the transaction's start, which a wait
+        for a lock leaves behind)."""
+        now: dt.datetime = self.session.execute(select(func.clock_timestamp())).scalar_one()
         return now
 
     # -- enrolment -----------------------------------------------------------------------
@@ -258,8 +260,8 @@ class NodeService:
                             expires_at=expires, issued_at=now, renewed_at=now)  # fmt: skip
             self.session.add(row)
             self.session.flush()
-        keys = self._share_keys(row, now)
-        broker_url = self._broker_url(node)
+        broker_url = self._broker_url(node)  # (RabbitMQ's API: before the keys are locked)
+        keys = self._share_keys(row)
         return Lease(
             node_id=node.id, lease_id=row.id, broker_url=broker_url, keys=keys,
             expires_at=expires, expires_in=float(self.config.lease_seconds),
@@ -267,7 +269,7 @@ class NodeService:
             signing_key=row.signing_key,
         )  # fmt: skip
 
-    def _share_keys(self, lease: NodeLease, now: dt.datetime) -> list[dict[str, object]]:
+    def _share_keys(self, lease: NodeLease) -> list[dict[str, object]]:
         """Give ``lease`` its share of every active key, never above what is unallocated.
 
         The key rows are locked (in id order: no deadlock between two renewals), so two
@@ -283,15 +285,16 @@ class NodeService:
         before: dict[int, _Was] = {
             key_id: (rps, held_rps, held_until)
             for key_id, rps, held_rps, held_until in self.session.execute(
-                select(LeaseShare.api_key_id, LeaseShare.rps, LeaseShare.held_rps,
-                       LeaseShare.held_until).where(LeaseShare.lease_id == lease.id)
+                delete(LeaseShare).where(LeaseShare.lease_id == lease.id)
+                .returning(LeaseShare.api_key_id, LeaseShare.rps, LeaseShare.held_rps,
+                           LeaseShare.held_until)
             )
         }  # fmt: skip
-        self.session.execute(delete(LeaseShare).where(LeaseShare.lease_id == lease.id))
         keys = self.session.execute(
             select(ApiKeyRow).where(ApiKeyRow.state == KeyState.active)
             .order_by(ApiKeyRow.id).with_for_update()
         ).scalars().all()  # fmt: skip
+        now = self._now()  # after the wait for the lock: holds count from the decision
         out: list[dict[str, object]] = []
         others = (NodeLease.id != lease.id, NodeLease.revoked_at.is_(None))
         # every live lease wants a share of every key, held or not yet

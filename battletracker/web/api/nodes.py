@@ -64,12 +64,14 @@ class VolunteerOut(BaseModel):
 
 
 def _write_session(request: Request) -> Iterator[Session]:
-    """One transaction per request, committed when the route returns."""
+    """One transaction per request, committed when the route returns and before the answer
+    is sent (``scope="function"``): a node is never told of a lease or a share the database
+    does not hold yet, or will not hold if the commit fails."""
     with state_of(request).sessions.begin() as session:
         yield session
 
 
-WriteSession = Annotated[Session, Depends(_write_session)]
+WriteSession = Annotated[Session, Depends(_write_session, scope="function")]
 
 
 def _service(request: Request, session: WriteSession) -> NodeService:

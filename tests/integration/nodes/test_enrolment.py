@@ -8,6 +8,7 @@ broker users are made in a real RabbitMQ vhost through its management API.
 from __future__ import annotations
 
 import stat
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,8 @@ from pathlib import Path
 import httpx
 import kombu
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
+from sqlalchemy.orm import Session
 
 from battletracker.db import engine_for
 from battletracker.nodes.services import SHARE_HOLD
@@ -127,6 +129,29 @@ def test_shares_of_a_key_never_exceed_its_budget(server: NodeServer) -> None:
     assert keys[0]["state"] == "disabled"
 
 
+def test_a_node_is_told_of_its_lease_only_once_it_is_committed(server: NodeServer) -> None:
+    """The answer waits for the commit, so a node never acts on a lease or share the
+    database does not hold (or, should the commit fail, never will). The server's commits
+    are slowed here; the lease must be there the moment its answer arrives."""
+    run_cli("keys", "add", "k", "--rps", "10", env=server.env)
+    node = server.enrol("a")
+    test_thread = threading.get_ident()
+
+    def slow_commit(session: Session) -> None:
+        if threading.get_ident() != test_thread:  # the web app's threads only
+            time.sleep(0.5)
+
+    event.listen(Session, "before_commit", slow_commit)
+    try:
+        lease = _renew(server, node, new=True)
+        shares = _query(server, "SELECT rps FROM lease_shares WHERE lease_id = "
+                                f"{int(str(lease['lease_id']))}")  # fmt: skip
+    finally:
+        event.remove(Session, "before_commit", slow_commit)
+    assert lease["keys"] == [{"app_id": "k", "rps": 10.0}]
+    assert shares == [(10.0,)]
+
+
 def _renew(server: NodeServer, directory: Path, new: bool = False) -> dict[str, object]:
     """What a node's lease keeper does every ``renew_in`` seconds (in-process: fast)."""
     from battletracker.volunteer.lease import load_lease, take_lease
@@ -153,10 +178,11 @@ def _execute(srv: NodeServer, sql: str) -> None:
 def _budget_spoken_for(server: NodeServer) -> float:
     """Live shares plus what is held (given up in the last moments, or by leases that just
     expired): what the server will not hand out."""
-    return sum(float(str(r[0])) for r in _query(server, """
+    hold = SHARE_HOLD.total_seconds()
+    return sum(float(str(r[0])) for r in _query(server, f"""
         SELECT s.rps + CASE WHEN s.held_until > now() THEN s.held_rps ELSE 0 END
         FROM lease_shares s JOIN node_leases l ON l.id = s.lease_id
-        WHERE l.revoked_at IS NULL AND l.expires_at > now() - interval '2 seconds'"""))
+        WHERE l.revoked_at IS NULL AND l.expires_at > now() - interval '{hold} seconds'"""))
 
 
 def _shares(server: NodeServer) -> list[float]:
