@@ -8,9 +8,9 @@ key) and a real store worker. Figures:
 - share of the budget over the fetch window, >= 0.97: ``floor(rate)`` slots, each coming
   round at best once a second, so the share is one over the mean time between accepted
   requests ``i`` and ``i + floor(rate)`` (the simulator's ``slot_cycle``). Requests over
-  the first-to-last span is shown beside it: the pacer lets a window's worth go at once
-  after a stall, and a burst at each end of the run would flatter that one by up to a
-  window's worth;
+  the first-to-last span is shown beside it: the pacer lets a window's worth go within
+  half a window after a stall, and such a burst at each end of the run would flatter
+  that one by up to a window's worth;
 - ``REQUEST_LIMIT_EXCEEDED`` (0) and the peak of requests in any one second (<= rate);
 - the same end to end (publish to the last chunk stored), for reference;
 - the node's CPU seconds and peak RSS per 100,000 ids: < 10 % of a core, < 150 MB.

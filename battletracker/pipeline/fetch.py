@@ -76,10 +76,10 @@ class FetchStats:
 def concurrency_for(rate: float, latency: float = 1.0) -> int:
     """Requests to keep in flight so that ``rate`` is reached at ``latency`` s per answer.
 
-    The pacer lets a whole window's requests go at once after a stall, and no more than
-    that can be in flight while answers take under a second: a window's worth (plus two
-    for retries) never holds a due request back. Spare slots cost an idle coroutine;
-    too few lose budget for good.
+    The pacer lets a whole window's requests go within half a window after a stall, and
+    no more than that can be in flight while answers take under a second: a window's
+    worth (plus two for retries) never holds a due request back. Spare slots cost an idle
+    coroutine (and connections only while they are used); too few lose budget for good.
     """
     return max(2, min(64, math.ceil(rate * latency) + 2))
 

@@ -4,10 +4,16 @@ The API counts requests per key per second, and does not say how. The strict rea
 at most N requests in any sliding one-second window -- is the one to be safe under, and
 a client that keeps to it is safe under every looser reading too (a token bucket, whole
 seconds). :class:`KeyPacer` is that rule and nothing else: it remembers when the last N
-requests went on the wire, and the next one may go at ``oldest + 1 s + margin``. There
-is no even spacing on top: after a stall (a busy host, a slow chunk boundary) the slots
-that came due go at once, which the window allows, instead of being spread out and lost
-for good. A request is counted here once all of it is written (so no part of it reaches
+requests went on the wire, and the next one may go at ``oldest + 1 s + margin``.
+
+Two grants are at least half a rate's period apart (``spread``): after a stall (a busy
+host, a slow chunk boundary) the slots that came due go at twice the rate, which catches
+up within the stall's own length instead of losing them, but a window's worth never
+goes at once. Once it has, every slot comes due a window after its last use, so the
+burst repeats every second for the rest of the night: a window's worth of requests
+leaving together, each on its own connection (20 at 20 rps, against 11-12 spaced), and
+waking together, which cost a little of the budget (``docs/performance.md``).
+A request is counted here once all of it is written (so no part of it reaches
 the API later than counted), which leaves the margin only the network's jitter between
 two requests a second apart: with 10 ms a 20 rps key runs at 20/1.01 = 99 % of its
 budget at best.
@@ -37,6 +43,8 @@ __all__ = ["DEFAULT_MARGIN", "KeyPacer", "NoLimit", "RateLimiter", "TokenBucket"
 
 #: Seconds added to the one-second window; see the module docstring for what it costs.
 DEFAULT_MARGIN = 0.01
+#: The least time between two grants, in periods of the rate (see :class:`KeyPacer`).
+DEFAULT_SPREAD = 0.5
 #: How often a waiter looks again when every slot is held by a request not yet on the
 #: wire (a connection being set up): such a slot frees only once it has been sent.
 _UNSENT_POLL = 0.005
@@ -71,7 +79,8 @@ class RateLimiter(Protocol):
 
 
 class KeyPacer:
-    """At most ``floor(rate)`` sends in any ``1 s + margin``, each as early as that allows.
+    """At most ``floor(rate)`` sends in any ``1 s + margin``, each as early as that allows
+    and at least ``spread / rate`` after the grant before it (0: no spacing at all).
 
     The log holds one entry per request of the current window: the grant's stamp until
     :meth:`sent` moves it to when the request reached the wire (later, so the safe side).
@@ -98,6 +107,7 @@ class KeyPacer:
         recover_after: int = 50,
         calm: float = 1.0,
         lead: float = 0.0,
+        spread: float = DEFAULT_SPREAD,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] = asyncio.sleep,
     ) -> None:
@@ -105,9 +115,13 @@ class KeyPacer:
             raise ValueError(f"rate must be > 0, got {rate}")
         if margin < 0:
             raise ValueError(f"margin must be >= 0, got {margin}")
+        if not 0 <= spread <= 1:
+            raise ValueError(f"spread must be within 0..1, got {spread}")
         self.margin = margin
         #: how early a grant may come; its request then waits at the wire (:meth:`wire`)
         self.lead = max(0.0, lead)
+        self._spread = spread
+        self._last_grant = float("-inf")
         self._backoff = backoff
         self._min_share = min_share
         self._recover_after = recover_after
@@ -130,6 +144,8 @@ class KeyPacer:
         #: at most ``per_window`` sends within ``window`` seconds (1 s, or longer below 1 rps)
         self.per_window = max(1, math.floor(rate + 1e-9))
         self.window = max(1.0, self.per_window / rate) + self.margin
+        #: the least time between two grants
+        self.spacing = self._spread / rate
 
     def reconfigure(self, rate: float) -> None:
         """A new configured rate (a lease's new share), keeping the window's history.
@@ -168,16 +184,17 @@ class KeyPacer:
             if now < self._hold_until:
                 return self._hold_until - now, 0.0
             excess = len(log) - self.per_window
-            at = now
+            at = max(now, self._last_grant + self.spacing)
             if excess >= 0:
                 # (excess + 1) sent requests must leave the window; unsent ones cannot
                 sent = [e.stamp for e in log if e.sent]
                 if len(sent) <= excess:
                     return _UNSENT_POLL, 0.0
-                at = sent[excess] + self.window
-                if at - now > self.lead + _RESOLUTION:
-                    return at - now - self.lead, 0.0
+                at = max(at, sent[excess] + self.window)
+            if at - now > self.lead + _RESOLUTION:
+                return at - now - self.lead, 0.0
             # granted for ``at`` (now, or up to ``lead`` ahead): the request goes no earlier
+            self._last_grant = at
             entry = _Entry(at)
             j = len(log)
             while j > 0 and log[j - 1].stamp > at:

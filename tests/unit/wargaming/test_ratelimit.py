@@ -1,10 +1,12 @@
 """KeyPacer: the sliding-window rule (a window's worth at once, then each slot a window
-after its last send), unsent grants holding their slot, slow-down and recovery, on a fake
-clock and across threads; NoLimit never waits."""
+after its last send; shown with ``spread=0``, the rule alone), the spacing between grants
+that keeps a window's worth from going at once, unsent grants holding their slot,
+slow-down and recovery, on a fake clock and across threads; NoLimit never waits."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
 
@@ -38,10 +40,13 @@ def bucket(
     recover_after: int = 200,
     calm: float = 1.0,
     margin: float = 0.02,
+    spread: float = 0.0,
 ) -> KeyPacer:
+    """A pacer on ``fake``'s clock; without spacing unless asked (the window rule alone)."""
     return KeyPacer(
         rate,
         margin=margin,
+        spread=spread,
         backoff=backoff,
         min_share=min_share,
         recover_after=recover_after,
@@ -157,8 +162,60 @@ def test_idle_time_is_saved_up_to_one_window_and_no_more() -> None:
     assert stamps == pytest.approx([start] * 10 + [start + 1.02] * 5)
 
 
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("rate", [20.0, 10.0, 3.0])
+def test_a_windows_worth_goes_at_twice_the_rate_never_at_once(rate: float,
+                                                             parallel: bool) -> None:  # fmt: skip
+    """The default spacing: half a period between grants, the window's rule on top."""
+    fake = FakeTime()
+    limiter = KeyPacer(rate, margin=0.02, clock=fake.clock, sleep=fake.sleep)
+    n = limiter.per_window
+    stamps = acquire_times(limiter, fake, 3 * n, parallel=parallel)
+    assert stamps[:n] == pytest.approx([1000.0 + i * 0.5 / rate for i in range(n)])
+    # then each slot a window after its last send: the ramp repeats, never a burst
+    assert stamps[n:] == pytest.approx([t + 1.02 for t in stamps[:-n]])
+    assert min(b - a for a, b in itertools.pairwise(stamps)) >= 0.5 / rate - 1e-9
+    assert most_in_window(stamps, 1.02) == n
+
+
+def test_slots_due_after_a_stall_catch_up_within_the_stalls_length() -> None:
+    """Spaced sends; the loop stalls 0.3 s: the slots due meanwhile go at twice the rate,
+    the window's rule is kept, and about 0.3 s later (a slot's turn at most) the key is
+    back on its old schedule: the stall costs its own length, nothing after it."""
+    fake = FakeTime()
+    limiter = KeyPacer(20.0, margin=0.02, clock=fake.clock, sleep=fake.sleep)
+    stamps = []
+    for _ in range(20):  # one send every 51 ms (one window per 20)
+        stamps += acquire_times(limiter, fake, 1, parallel=False)
+        fake.now += 0.051
+    fake.now += 0.3  # the event loop was busy
+    resumed = fake.now
+    stamps += acquire_times(limiter, fake, 40, parallel=False)
+    assert stamps[20] == pytest.approx(resumed)
+    assert stamps[21] - stamps[20] == pytest.approx(0.025)
+    assert most_in_window(stamps, 1.02) <= 20
+    on_schedule = [j for j in range(20) if stamps[20 + j] == pytest.approx(stamps[j] + 1.02)]
+    assert on_schedule == list(range(on_schedule[0], 20))
+    assert stamps[20 + on_schedule[0]] - resumed <= 0.3 + 0.051
+    assert stamps[40:] == pytest.approx([t + 1.02 for t in stamps[20:40]])
+
+
+def test_a_new_rate_changes_the_spacing() -> None:
+    fake = FakeTime()
+    limiter = KeyPacer(20.0, margin=0.02, clock=fake.clock, sleep=fake.sleep)
+    limiter.reconfigure(4.0)
+    stamps = acquire_times(limiter, fake, 3, parallel=False)
+    assert stamps == pytest.approx([1000.0, 1000.125, 1000.25])
+
+
+@pytest.mark.parametrize("spread", [-0.1, 1.5])
+def test_spread_must_be_within_one_period(spread: float) -> None:
+    with pytest.raises(ValueError, match=r"spread must be within 0\.\.1"):
+        KeyPacer(20.0, spread=spread)
+
+
 def test_real_clock_paces_too() -> None:
-    limiter = KeyPacer(5.0, margin=0.0)
+    limiter = KeyPacer(5.0, margin=0.0, spread=0.0)
     started = time.monotonic()
     asyncio.run(_acquire_many(limiter, 6))
     assert time.monotonic() - started == pytest.approx(1.0, abs=0.15)
@@ -378,7 +435,8 @@ def test_a_new_rate_keeps_the_windows_history() -> None:
 def test_a_lead_grants_early_and_the_wire_waits_for_the_slot() -> None:
     """With ``lead`` the request may set off early; :meth:`wire` holds it until its slot."""
     fake = FakeTime()
-    limiter = KeyPacer(2.0, margin=0.0, lead=0.3, clock=fake.clock, sleep=fake.sleep)
+    limiter = KeyPacer(2.0, margin=0.0, lead=0.3, spread=0.0, clock=fake.clock,
+                       sleep=fake.sleep)  # fmt: skip
 
     async def go() -> list[tuple[float, float, float]]:
         out = []
