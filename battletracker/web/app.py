@@ -22,7 +22,7 @@ from .asyncdb import AsyncReader
 from .auth import SessionCodec
 from .deps import State, gate
 from .errors import install_handlers
-from .hardening import PeerMiddleware, SecurityHeadersMiddleware
+from .hardening import BodyLimitMiddleware, PeerMiddleware, SecurityHeadersMiddleware
 from .metrics import MetricsMiddleware, build_registry
 from .pagecache import PageCache, PageCacheMiddleware
 from .passwords import PasswordChecker
@@ -111,6 +111,8 @@ def create_app(settings: Settings, *, extra_collectors: Iterable[Collector] = ()
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.state.page_cache = PageCache(reader.boards_version)
+    # inside the metrics and the security headers: a refusal is counted and hardened alike
+    app.add_middleware(BodyLimitMiddleware)
     # inside the metrics and the security headers: a hit is counted and hardened alike
     app.add_middleware(PageCacheMiddleware, cache=app.state.page_cache,
                        enabled=lambda: not settings.guest_login)

@@ -1,4 +1,5 @@
-"""HTTP hardening: security headers on every answer, trusted proxy headers, /metrics access.
+"""HTTP hardening: security headers on every answer, trusted proxy headers, /metrics access,
+a limit on request bodies.
 
 Middlewares are pure ASGI (no response buffering). The Content-Security-Policy allows
 scripts, styles and images from this origin only: the pages keep every script and style
@@ -9,9 +10,11 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import logging
 from collections.abc import Sequence
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
@@ -20,8 +23,10 @@ from ..settings import Settings, parse_networks
 
 __all__ = [
     "CONTENT_SECURITY_POLICY",
+    "MAX_BODY",
     "PEER_KEY",
     "SECURITY_HEADERS",
+    "BodyLimitMiddleware",
     "PeerMiddleware",
     "SecurityHeadersMiddleware",
     "metrics_allowed",
@@ -46,6 +51,69 @@ HSTS = (b"strict-transport-security", b"max-age=31536000")
 #: The scope key holding the address of the direct peer (before proxy headers).
 PEER_KEY = "battletracker.peer"
 _FORWARDING = ("x-forwarded-for", "x-forwarded-proto", "forwarded", "x-real-ip")
+#: The largest request body read, in bytes (nginx's default ``client_max_body_size``):
+#: every form and node request is a few kB.
+MAX_BODY = 1 << 20
+
+log = logging.getLogger(__name__)
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from ``receive`` once a streamed body passes the limit (an HTTPException, so
+    that FastAPI's body parsing lets it through as a 413 instead of a 400)."""
+
+    def __init__(self) -> None:
+        super().__init__(413, f"request body over {MAX_BODY} bytes")
+
+
+class BodyLimitMiddleware:
+    """Answers 413 to a body over ``limit`` bytes: by its ``Content-Length`` before a byte
+    is read, or, streamed without one, as soon as what was read passes the limit. Anyone
+    may post to the node and login routes; none may make the app hold a large body."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length", b"0")
+        if declared.isdigit() and int(declared) > self.limit:  # (h11 refuses a bad one)
+            await self._refuse(scope, send)
+            return
+        seen = 0
+        started = False
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise BodyTooLarge()
+            return message
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited, tracking)
+        except BodyTooLarge:
+            if started:
+                raise
+            await self._refuse(scope, send)
+
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        log.warning("request body over %s bytes refused: %s %s from %s", self.limit,
+                    scope.get("method"), scope.get("path"), scope.get(PEER_KEY))  # fmt: skip
+        body = b'{"detail":"request body too large"}'
+        await send({"type": "http.response.start", "status": 413, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close")]})  # fmt: skip
+        await send({"type": "http.response.body", "body": body})
 
 
 class SecurityHeadersMiddleware:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -17,6 +18,7 @@ from battletracker.web.app import create_app
 from battletracker.web.auth import SESSION_COOKIE
 from battletracker.web.cli import web_command
 from battletracker.web.deps import PUBLIC_PATHS, PUBLIC_PREFIXES
+from battletracker.web.hardening import MAX_BODY
 from battletracker.web.metrics import CachedCollector
 from battletracker.web.secret import InsecureSecretKey, new_secret_key
 from battletracker.web.server import serve_in_thread
@@ -192,3 +194,37 @@ def test_every_data_route_is_behind_the_guest_gate(web_settings: Settings) -> No
             if "GET" in route.methods and path not in ("/operator", "/me"):
                 r = c.get(_example_path(path), follow_redirects=False)
                 assert r.status_code not in (401, 303), (path, r.status_code)
+
+
+# -- request bodies ---------------------------------------------------------------------
+
+
+def test_a_body_over_the_limit_is_refused_declared_or_streamed(web_settings: Settings) -> None:
+    """Anyone may post to the node API: a body over 1 MiB is answered 413 whether its
+    length is declared or it is streamed without one (before, 5 MB were read and parsed),
+    counted in /metrics, and honest requests go on being served."""
+    url = "/api/v1/nodes/register"
+    json_type = {"content-type": "application/json"}
+
+    def stream() -> Iterator[bytes]:  # chunked: no Content-Length to judge by
+        yield b'{"name": "'
+        for _ in range(MAX_BODY // 65_536 + 1):
+            yield b"x" * 65_536
+        yield b'"}'
+
+    handle = serve_in_thread(web_settings)
+    try:
+        with httpx.Client(base_url=handle.url, timeout=30) as c:
+            declared = c.post(url, content=b"x" * (MAX_BODY + 1), headers=json_type)
+            streamed = c.post(url, content=stream(), headers=json_type)
+            honest = c.post(url, json={"name": "honest"})
+            metrics = c.get("/metrics", headers=METRICS_AUTH).text
+    finally:
+        handle.stop()
+    assert declared.status_code == 413, declared.text
+    assert declared.headers["x-frame-options"] == "DENY"
+    assert streamed.status_code == 413, streamed.text
+    assert honest.status_code == 201, honest.text
+    refused = [line for line in metrics.splitlines()
+               if line.startswith("battletracker_http_requests_total") and 'status="413"' in line]
+    assert refused and sum(float(line.rsplit(" ", 1)[1]) for line in refused) == 2
