@@ -302,14 +302,17 @@ class NodeService:
             select(func.count()).where(*others, NodeLease.expires_at > now)
         ).scalar_one()
         held = case((LeaseShare.held_until > now, LeaseShare.held_rps), else_=0.0)
-        for key in keys:
-            taken = self.session.execute(
-                select(func.coalesce(func.sum(LeaseShare.rps + held), 0.0))
+        taken: dict[int, float] = {
+            key_id: float(rps)
+            for key_id, rps in self.session.execute(
+                select(LeaseShare.api_key_id, func.sum(LeaseShare.rps + held))
                 .join(NodeLease, NodeLease.id == LeaseShare.lease_id)
-                .where(LeaseShare.api_key_id == key.id, *others,
-                       NodeLease.expires_at > now - SHARE_HOLD)
-            ).scalar_one()  # fmt: skip
-            share = min(key.rps / (live + 1), key.rps - float(taken))
+                .where(*others, NodeLease.expires_at > now - SHARE_HOLD)
+                .group_by(LeaseShare.api_key_id)
+            )
+        }  # fmt: skip
+        for key in keys:
+            share = min(key.rps / (live + 1), key.rps - taken.get(key.id, 0.0))
             share = int(share * 1000) / 1000  # round down: the sum never exceeds the budget
             if share < MIN_SHARE_RPS:
                 continue  # (a share lost entirely is not held: a hundred nodes on one key)

@@ -62,8 +62,8 @@ class BodyTooLarge(HTTPException):
     """Raised from ``receive`` once a streamed body passes the limit (an HTTPException, so
     that FastAPI's body parsing lets it through as a 413 instead of a 400)."""
 
-    def __init__(self) -> None:
-        super().__init__(413, f"request body over {MAX_BODY} bytes")
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body over {limit} bytes")
 
 
 class BodyLimitMiddleware:
@@ -91,7 +91,7 @@ class BodyLimitMiddleware:
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.limit:
-                raise BodyTooLarge()
+                raise BodyTooLarge(self.limit)
             return message
 
         async def tracking(message: Message) -> None:

@@ -80,7 +80,7 @@ class _Leases:
 def test_a_renewal_that_lowers_the_share_slows_the_chunk_already_running(tmp_path: Path) -> None:
     """The chunk starts at the lease's 20 rps; the renewal 0.3 s later says 2 rps. Its last
     10 requests then go 2 a second (~5 s more): at the old rate the whole chunk of 30
-    requests would take ~1 s (20, then 10 a window later)."""
+    requests would take ~1.5 s (20 within half a second, then 10 a window later)."""
     sim = Simulator(POPULATION, keys={"pool": 20.0}, strict_window=True)
     keeper = LeaseKeeper(tmp_path, Identity("http://s", 1, "secret"), _Leases(20, 2))  # type: ignore[arg-type]
     with serve(sim) as running:
